@@ -1,0 +1,219 @@
+"""Small, frozen result types shared by every part of the core."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class ScoreScale(str, Enum):
+    """What a score means. Shown next to every score so nobody thresholds a logit as a probability."""
+
+    BM25 = "BM25 score"
+    COSINE = "cosine similarity"
+    RRF = "reciprocal-rank-fusion score"
+    LOGIT = "logit"
+    PROBABILITY = "probability (0-1)"
+    MAXSIM = "MaxSim (sum over query tokens)"
+    LLM_GRADE = "LLM grade (0-10)"
+    LLM_LISTWISE = "LLM listwise position score"
+    API_RELEVANCE = "API relevance (0-1)"
+    FIRST_STAGE = "first-stage score"
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.value
+
+
+@dataclass(frozen=True)
+class Document:
+    """One retrievable unit: a whole document or a chunk of one.
+
+    ``parent_id`` names the source document of a chunk (None for an unchunked document) and
+    ``source`` the file it came from.
+    """
+
+    id: str
+    text: str
+    title: str = ""
+    source: str = ""
+    parent_id: str | None = None
+
+    @property
+    def full_text(self) -> str:
+        """Title and text as models see them."""
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+
+class Corpus(Sequence[Document]):
+    """An ordered, id-addressable collection of documents with a content fingerprint.
+
+    The fingerprint changes whenever any id, title or text changes; indexes and caches are keyed
+    on it.
+    """
+
+    def __init__(self, documents: Iterable[Document], name: str = "corpus") -> None:
+        self.name = name
+        self._docs: tuple[Document, ...] = tuple(documents)
+        self._by_id: dict[str, int] = {}
+        for i, doc in enumerate(self._docs):
+            if doc.id in self._by_id:
+                raise ValueError(f"duplicate document id {doc.id!r} in corpus {name!r}")
+            self._by_id[doc.id] = i
+        h = hashlib.sha256()
+        for doc in self._docs:
+            for part in (doc.id, doc.title, doc.text):
+                h.update(part.encode("utf-8", "surrogatepass"))
+                h.update(b"\x00")
+        self.fingerprint = h.hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._docs[i]
+
+    def __iter__(self) -> Iterator[Document]:
+        return iter(self._docs)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._by_id
+
+    def get(self, doc_id: str) -> Document:
+        return self._docs[self._by_id[doc_id]]
+
+    def index_of(self, doc_id: str) -> int:
+        return self._by_id[doc_id]
+
+    @property
+    def ids(self) -> list[str]:
+        return [d.id for d in self._docs]
+
+    def __repr__(self) -> str:
+        return f"Corpus(name={self.name!r}, documents={len(self)}, fingerprint={self.fingerprint})"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A first-stage hit handed to every reranker (the same list for every method)."""
+
+    doc_id: str
+    text: str
+    first_stage_rank: int  # 1-based
+    first_stage_score: float
+    title: str = ""
+
+    @property
+    def full_text(self) -> str:
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+    @property
+    def text_hash(self) -> str:
+        return hashlib.sha256(self.full_text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What a backend's ``score`` returns: one value per candidate, in the candidates' order.
+
+    ``truncated[i]`` says candidate i was cut at the model's max length; ``flagged[i]`` says its
+    score is not the model's own judgement (for example an LLM answer that left it out, so it keeps
+    its first-stage position). ``notes`` are shown to the user.
+    """
+
+    values: Sequence[float]
+    truncated: Sequence[bool] | None = None
+    flagged: Sequence[bool] | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    doc_id: str
+    rank: int  # 1-based position in this method's order
+    score: float
+    first_stage_rank: int
+    truncated: bool = False
+    flagged: bool = False
+
+    @property
+    def movement(self) -> int:
+        """Positive when the method moved the document up against the first stage."""
+        return self.first_stage_rank - self.rank
+
+
+@dataclass(frozen=True)
+class MethodError:
+    """Why a method produced no (or a fallback) order. ``kind`` is the error class's ``kind``."""
+
+    kind: str
+    message: str
+    hint: str | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> MethodError:
+        from rerank_core.errors import RerankError
+
+        if isinstance(exc, RerankError):
+            return cls(kind=exc.kind, message=exc.message, hint=exc.hint)
+        return cls(kind="failed", message=f"{type(exc).__name__}: {exc}")
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} Fix: {self.hint}"
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One method's answer for one query, the same shape for every method.
+
+    ``latency_ms`` is the query time only; ``model_load_s`` is the one-off load time paid by the
+    first call in this process (0 afterwards is reported as the load measured then).
+    """
+
+    method: str
+    scale: ScoreScale
+    items: tuple[RankedItem, ...] = ()
+    latency_ms: float = 0.0
+    model_load_s: float = 0.0
+    error: MethodError | None = None
+    fallback: bool = False
+    notes: tuple[str, ...] = ()
+    label: str = ""  # human description, e.g. "zero-shot MiniLM MaxSim (not a trained ColBERT)"
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def available(self) -> bool:
+        return self.error is None or self.fallback or self.error.kind not in _UNAVAILABLE_KINDS
+
+    @property
+    def ids(self) -> list[str]:
+        return [it.doc_id for it in self.items]
+
+    @property
+    def truncated_ids(self) -> list[str]:
+        return [it.doc_id for it in self.items if it.truncated]
+
+
+_UNAVAILABLE_KINDS = frozenset({"unavailable", "model-not-found", "missing-api-key"})
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A parsed method name: ``name`` or ``name:model``."""
+
+    name: str
+    model: str | None = None
+    options: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def parse(cls, spec: str) -> MethodSpec:
+        spec = spec.strip()
+        name, sep, model = spec.partition(":")
+        return cls(name=name.strip(), model=model.strip() or None if sep else None)
+
+    def __str__(self) -> str:
+        return self.name if not self.model else f"{self.name}:{self.model}"
