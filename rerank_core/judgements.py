@@ -556,7 +556,7 @@ class JudgementStore:
                 return None
             done = conn.execute(
                 update(t)
-                .where(and_(t.c.action == last.action, t.c.active.is_(True)))
+                .where(and_(t.c.action == last.action, t.c.judge == judge, t.c.active.is_(True)))
                 .values(active=False, undone_at=_now())
             )
             previous = conn.execute(
