@@ -227,14 +227,14 @@ def chunk_documents(
     out: list[Document] = []
     seen: set[str] = set()
     for doc in docs:
-        for chunk in chunk_document(doc, config, tokenizer):
-            if chunk.id in seen:
-                raise ValueError(
-                    f"chunk id {chunk.id!r} occurs twice: a document id already looks like a chunk id "
-                    "(ends in '#c<number>') or document ids repeat; rename those documents"
-                )
-            seen.add(chunk.id)
-            out.append(chunk)
+        # "<id>#c<n>" parses back uniquely (the suffix is the last "#c" + digits), so chunk ids can
+        # only collide when document ids repeat
+        if doc.id in seen:
+            raise ValueError(
+                f"document id {doc.id!r} occurs twice; document ids must be unique to chunk them"
+            )
+        seen.add(doc.id)
+        out.extend(chunk_document(doc, config, tokenizer))
     return out
 
 

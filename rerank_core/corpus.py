@@ -54,7 +54,8 @@ __all__ = [
     "load_files",
 ]
 
-DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+_MB = 1024 * 1024
+DEFAULT_MAX_BYTES = 100 * _MB
 """Largest file (or zip member, uncompressed) read by default: 100 MB."""
 
 _JSONL_EXT = (".jsonl", ".ndjson")
@@ -248,7 +249,7 @@ def _decode(data: bytes, name: str, encoding: str | None = None) -> str:
 def _check_size(size: int, name: str, max_bytes: int) -> None:
     if size > max_bytes:
         raise CorpusFormatError(
-            f"is {size / 1e6:.1f} MB, more than the {max_bytes / 1e6:.0f} MB limit.",
+            f"is {size / _MB:.1f} MB, more than the {max_bytes / _MB:.0f} MB limit.",
             file=name,
             hint="split it into smaller files, or raise the limit (max_bytes) if the machine has the memory",
         )
@@ -622,7 +623,7 @@ class _ZipReader:
         total = sum(i.file_size for i in self.members)
         if total > 4 * max_bytes:
             raise CorpusFormatError(
-                f"would unpack to {total / 1e6:.0f} MB, more than allowed ({4 * max_bytes / 1e6:.0f} MB).",
+                f"would unpack to {total / _MB:.0f} MB, more than allowed ({4 * max_bytes / _MB:.0f} MB).",
                 file=name,
                 hint="unpack it yourself and load the files you need, or raise max_bytes",
             )
@@ -708,7 +709,11 @@ def _load_into(
             raise CorpusFormatError(
                 "holds no documents.", file=name, hint="choose a file that contains documents"
             )
-        reasons = [w.message for w in report.warnings if w.file.startswith(name)][:3]
+        reasons = [
+            f"line {w.line}: {w.message}" if w.line is not None else w.message
+            for w in report.warnings
+            if w.file.startswith(name)
+        ][:3]
         raise CorpusFormatError(
             f"gave no documents: all {n} records were skipped, e.g. {'; '.join(reasons)}.",
             file=name,
