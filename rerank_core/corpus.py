@@ -347,6 +347,14 @@ def _json_records(
                 records = [(None, json.loads(text))]
             except json.JSONDecodeError:
                 records = []
+    if not array_ok and stripped.startswith("["):
+        try:  # a JSON array saved as .jsonl: read it as an array, and say so
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, list):
+            report.warn(name, None, "holds a JSON array, not JSON lines; read as an array")
+            array_ok = True
     if array_ok and stripped.startswith("["):
         try:
             data = json.loads(text)
@@ -851,7 +859,7 @@ class _BeirSource:
                     )
                 root = subs[0]
             self.root: Path | str = root
-            self.name = root.name
+            self.name = root.resolve().name
         elif path.is_file() and _ext(path.name) in _ZIP_EXT:
             _check_size(path.stat().st_size, path.name, max_bytes)
             self.zip = _ZipReader(path.read_bytes(), path.name, max_bytes)

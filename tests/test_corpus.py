@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -116,6 +117,9 @@ def test_json_array_and_single_object():
     assert [d.id for d in one.documents] == ["solo"]
     lines = load_bytes(jsonl({"_id": "a", "text": "A"}, {"_id": "b", "text": "B"}), "lines.json")
     assert [d.id for d in lines.documents] == ["a", "b"]
+    misnamed = load_bytes(json.dumps([{"_id": "a", "text": "A"}], indent=1).encode(), "array.jsonl")
+    assert [d.id for d in misnamed.documents] == ["a"]
+    assert [w.message for w in misnamed.warnings] == ["holds a JSON array, not JSON lines; read as an array"]
 
 
 def test_jsonl_fields_can_be_chosen():
@@ -265,6 +269,34 @@ def test_csv_in_windows_encoding_is_an_error_naming_line_and_offset():
     assert "UTF-8" in err.hint and "encoding='cp1252'" in err.hint
     rep = load_bytes(data, "excel.csv", encoding="cp1252")  # the way out the hint offers
     assert rep.documents[1].text == "caf\u00e9 cr\u00e8me"
+
+
+TEXT_SAMPLES = {
+    "x.jsonl": '{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\u00e9"}\n',
+    "x.json": '[{"_id": "1", "text": "ok"},\n {"_id": "2", "text": "caf\u00e9"}]',
+    "x.csv": "id,text\n1,ok\n2,caf\u00e9\n",
+    "x.tsv": "id\ttext\n1\tok\n2\tcaf\u00e9\n",
+    "x.txt": "ok\ncaf\u00e9\n",
+    "x.md": "# ok\ncaf\u00e9\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_SAMPLES))
+def test_every_text_loader_names_file_and_line_of_a_wrong_encoding(name):
+    text = TEXT_SAMPLES[name]
+    data = text.encode("latin-1")
+    line = text[: text.index("\u00e9")].count("\n") + 1
+    with pytest.raises(CorpusFormatError) as e:
+        load_bytes(data, name)
+    assert (e.value.file, e.value.line) == (name, line) and "not valid UTF-8" in e.value.message
+    assert "caf\u00e9" in "".join(d.text for d in load_bytes(data, name, encoding="latin-1").documents)
+    assert "caf\u00e9" in "".join(d.text for d in load_bytes(data.decode("latin-1").encode(), name).documents)
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_SAMPLES) + ["x.pdf", "x.zip"])
+def test_every_loader_applies_the_size_limit(name):
+    with pytest.raises(CorpusFormatError, match=f"{re.escape(name)}: is .* MB, more than the 0 MB limit"):
+        load_bytes(b"x" * 200, name, max_bytes=100)
 
 
 # --- text, Markdown, PDF ------------------------------------------------------------------------
