@@ -329,9 +329,12 @@ def verdict(
     for name, value in (("recall@50", first_stage_recall50), ("recall@3", first_stage_recall3)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1, got {value}")
-    best = min(method_lifts.items(), key=lambda kv: (-kv[1][0], kv[1][1], kv[0])) if method_lifts else None
-    best_name, (lift, added) = (best[0], best[1]) if best else (None, (None, None))
-    worth_it = lift is not None and lift >= MIN_USEFUL_LIFT
+    lifts = {m: (float(li), float(la)) for m, (li, la) in method_lifts.items()}
+    best_name: str | None = None
+    lift = added = 0.0
+    if lifts:
+        best_name, (lift, added) = min(lifts.items(), key=lambda kv: (-kv[1][0], kv[1][1], kv[0]))
+    worth_it = best_name is not None and lift >= MIN_USEFUL_LIFT
     r50, r3 = first_stage_recall50, first_stage_recall3
 
     if best_name is None:
@@ -340,10 +343,12 @@ def verdict(
         change = f"{lift:+.3f} {metric_name}"
         if baseline is not None:
             change += f" ({baseline:.3f} -> {baseline + lift:.3f})"
-        measured = f"The best reranker measured, {best_name}, changes {change} for {_ms(added)} more p95 latency."
+        measured = (
+            f"The best reranker measured, {best_name}, changes {change} for {_ms(added)} more p95 latency."
+        )
         cheaper = [
             (m, la)
-            for m, (li, la) in method_lifts.items()
+            for m, (li, la) in lifts.items()
             if m != best_name and lift > 0 and li >= 0.9 * lift and la <= 0.5 * added
         ]
         if worth_it and cheaper:
@@ -383,8 +388,8 @@ def verdict(
         recall_at_50=r50,
         recall_at_3=r3,
         best_method=best_name,
-        lift=lift,
-        added_p95_ms=added,
+        lift=lift if best_name is not None else None,
+        added_p95_ms=added if best_name is not None else None,
         worth_it=worth_it,
     )
 
@@ -476,7 +481,9 @@ def adaptive_policy(
     return points
 
 
-def policy_thresholds(first_stage_scores_per_query: Mapping[str, Sequence[float]], n: int = 10) -> list[float]:
+def policy_thresholds(
+    first_stage_scores_per_query: Mapping[str, Sequence[float]], n: int = 10
+) -> list[float]:
     """Thresholds worth plotting: 0 (never rerank), ``n`` quantiles of the observed margins, infinity."""
     margins = np.array([normalised_margin(s) for s in first_stage_scores_per_query.values()])
     finite = margins[np.isfinite(margins)]

@@ -668,9 +668,7 @@ class JudgementStore:
             cond.append(t.c.judge == judge)
         with self._tx() as conn:
             rows = conn.execute(select(t).where(and_(*cond)).order_by(t.c.id)).mappings().all()
-        return [
-            {**r, "created_at": _utc(r["created_at"]), "undone_at": _utc(r["undone_at"])} for r in rows
-        ]
+        return [{**r, "created_at": _utc(r["created_at"]), "undone_at": _utc(r["undone_at"])} for r in rows]
 
     def import_judgements(
         self,
@@ -694,11 +692,7 @@ class JudgementStore:
             if queries:
                 self._upsert_queries(conn, corpus_id, {str(k): str(v) for k, v in queries.items()})
             current = {(r.query_id, r.doc_id, r.judge): r.grade for r in self._current_rows(conn, corpus_id)}
-            todo = [
-                row
-                for key, row in wanted.items()
-                if key not in current or current[key] != row["grade"]
-            ]
+            todo = [row for key, row in wanted.items() if key not in current or current[key] != row["grade"]]
             if todo:
                 conn.execute(insert(judgements_table), todo)
         return len(todo)
@@ -717,9 +711,13 @@ class JudgementStore:
         rows = ((q, d, g, judge, None) for q, docs in qrels.items() for d, g in docs.items())
         return self.import_judgements(corpus_id, rows, queries=queries)
 
-    def import_dataset(self, dataset: Dataset, corpus_id: str | None = None, judge: str = IMPORT_JUDGE) -> int:
+    def import_dataset(
+        self, dataset: Dataset, corpus_id: str | None = None, judge: str = IMPORT_JUDGE
+    ) -> int:
         """Store a loaded dataset's queries and qrels (e.g. a BEIR folder) under ``corpus_id``."""
-        return self.import_qrels(corpus_id or dataset.name, dataset.qrels, judge=judge, queries=dataset.queries)
+        return self.import_qrels(
+            corpus_id or dataset.name, dataset.qrels, judge=judge, queries=dataset.queries
+        )
 
     # -- shadow log --------------------------------------------------------------------------------
     def log_run(
@@ -850,8 +848,10 @@ def shadow_log_csv(entries: Sequence[Mapping[str, Any]]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(SHADOW_COLUMNS)
     for e in entries:
-        top = " ".join(f"{t['doc_id']}:{t['score']:.6g}" if t["score"] is not None else f"{t['doc_id']}:"
-                       for t in e.get("top", []))
+        top = " ".join(
+            f"{t['doc_id']}:{t['score']:.6g}" if t["score"] is not None else f"{t['doc_id']}:"
+            for t in e.get("top", [])
+        )
         created = e.get("created_at")
         writer.writerow(
             [

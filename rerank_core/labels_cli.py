@@ -53,8 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="import qrels / judgements into the store")
     _db_args(imp)
-    imp.add_argument("file", metavar="FILE", help="a qrels file (TREC, BEIR TSV, CSV) or a BEIR dataset folder")
-    imp.add_argument("--format", choices=(*FORMATS, "auto"), default="auto", help="file format (default: auto)")
+    imp.add_argument(
+        "file", metavar="FILE", help="a qrels file (TREC, BEIR TSV, CSV) or a BEIR dataset folder"
+    )
+    imp.add_argument(
+        "--format", choices=(*FORMATS, "auto"), default="auto", help="file format (default: auto)"
+    )
     imp.add_argument(
         "--queries",
         metavar="FILE",
@@ -65,22 +69,30 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=None,
         help=f"judge name for the imported rows (default: the CSV's judge column, else {IMPORT_JUDGE!r})",
     )
-    imp.add_argument("--split", default="test", help="which qrels/<split>.tsv of a BEIR folder (default: test)")
+    imp.add_argument(
+        "--split", default="test", help="which qrels/<split>.tsv of a BEIR folder (default: test)"
+    )
     imp.set_defaults(func=run_import)
 
     exp = sub.add_parser("export", help="export the current judgements")
     _db_args(exp)
     exp.add_argument("--format", choices=FORMATS, required=True, help="output format")
     exp.add_argument("--judge", default=None, help="only this judge's labels (default: every judge merged)")
-    exp.add_argument("--output", "-o", default="-", metavar="FILE", help="output file, or - for stdout (default)")
-    exp.add_argument("--queries-output", metavar="FILE", help="also write the query texts as BEIR queries.jsonl")
+    exp.add_argument(
+        "--output", "-o", default="-", metavar="FILE", help="output file, or - for stdout (default)"
+    )
+    exp.add_argument(
+        "--queries-output", metavar="FILE", help="also write the query texts as BEIR queries.jsonl"
+    )
     exp.set_defaults(func=run_export)
 
     sh = sub.add_parser("shadow", help="export the shadow log (every query run on the compare page)")
     _db_args(sh, corpus_required=False)
     sh.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     sh.add_argument("--limit", type=int, default=None, help="newest N entries only (default: all)")
-    sh.add_argument("--output", "-o", default="-", metavar="FILE", help="output file, or - for stdout (default)")
+    sh.add_argument(
+        "--output", "-o", default="-", metavar="FILE", help="output file, or - for stdout (default)"
+    )
     sh.set_defaults(func=run_shadow)
     return labels
 
@@ -92,7 +104,9 @@ def _db_args(parser: argparse.ArgumentParser, corpus_required: bool = True) -> N
         default=None,
         help="SQLAlchemy database URL (default: RERANK_DB_URL, else a SQLite file in the data directory)",
     )
-    parser.add_argument("--corpus", required=corpus_required, metavar="ID", help="the corpus the labels belong to")
+    parser.add_argument(
+        "--corpus", required=corpus_required, metavar="ID", help="the corpus the labels belong to"
+    )
 
 
 def build_parser(prog: str = "python -m rerank_core") -> argparse.ArgumentParser:
@@ -126,7 +140,9 @@ def run_import(args: argparse.Namespace) -> int:
     queries: dict[str, str] = {}
     if path.is_dir():
         if fmt != "beir":
-            raise CorpusFormatError(f"{path} is a folder; only a BEIR dataset folder can be imported", hint="use --format beir")
+            raise CorpusFormatError(
+                f"{path} is a folder; only a BEIR dataset folder can be imported", hint="use --format beir"
+            )
         qrels_path, queries_path = beir_folder_files(path, args.split)
         rows = list(_qrels_rows(_read_qrels(qrels_path, "beir"), args.judge or IMPORT_JUDGE))
         if queries_path is not None and not args.queries:
@@ -259,7 +275,10 @@ def _csv_time(text: str | None, file: str, line: int) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise CorpusFormatError(
-            f"created_at {value!r} is not an ISO 8601 time", file=file, line=line, hint="e.g. 2024-05-01T12:00:00+00:00"
+            f"created_at {value!r} is not an ISO 8601 time",
+            file=file,
+            line=line,
+            hint="e.g. 2024-05-01T12:00:00+00:00",
         ) from None
 
 
@@ -280,11 +299,15 @@ def read_queries(path: Path) -> dict[str, str]:
                         obj = json.loads(line)
                     except json.JSONDecodeError as exc:
                         raise CorpusFormatError(f"invalid JSON: {exc.msg}", file=file, line=number) from None
-                    qid = obj.get("_id", obj.get("id", obj.get("query_id"))) if isinstance(obj, dict) else None
+                    qid = (
+                        obj.get("_id", obj.get("id", obj.get("query_id"))) if isinstance(obj, dict) else None
+                    )
                     text = obj.get("text") if isinstance(obj, dict) else None
                     if qid is None or not isinstance(text, str):
                         raise CorpusFormatError(
-                            "each line needs an id ('_id') and a 'text'", file=file, line=number,
+                            "each line needs an id ('_id') and a 'text'",
+                            file=file,
+                            line=number,
                             hint='e.g. {"_id": "1", "text": "what is BM25"}',
                         )
                     out[str(qid)] = text
@@ -292,7 +315,10 @@ def read_queries(path: Path) -> dict[str, str]:
                     qid, sep, text = line.rstrip("\r\n").partition("\t")
                     if not sep or not qid.strip():
                         raise CorpusFormatError(
-                            "expected 'query id<TAB>text'", file=file, line=number, hint="or use a BEIR queries.jsonl"
+                            "expected 'query id<TAB>text'",
+                            file=file,
+                            line=number,
+                            hint="or use a BEIR queries.jsonl",
                         )
                     out[qid.strip()] = text.strip()
     except UnicodeDecodeError:
@@ -372,12 +398,18 @@ def run_shadow(args: argparse.Namespace) -> int:
         store.close()
     entries.reverse()  # oldest first in a file
     if args.format == "csv":
-        _emit(args.output, lambda fh: fh.write(shadow_log_csv(entries)))
+
+        def write_csv(fh: TextIO) -> None:
+            fh.write(shadow_log_csv(entries))
+
+        _emit(args.output, write_csv)
     else:
 
         def write_jsonl(fh: TextIO) -> None:
             for e in entries:
-                fh.write(json.dumps({**e, "created_at": e["created_at"].isoformat()}, ensure_ascii=False) + "\n")
+                fh.write(
+                    json.dumps({**e, "created_at": e["created_at"].isoformat()}, ensure_ascii=False) + "\n"
+                )
 
         _emit(args.output, write_jsonl)
     print(f"exported {len(entries)} shadow-log entries", file=sys.stderr)

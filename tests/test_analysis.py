@@ -265,7 +265,9 @@ def test_policy_endpoints_are_the_first_stage_and_always_reranking():
 
 def test_policy_reranks_only_unsure_queries():
     scores, base, reranked, fs_ms = _policy_inputs()
-    (p,) = adaptive_policy(scores, base, reranked, fs_ms, {"sure": 100.0, "unsure": 200.0, "mid": 50.0}, [0.1])
+    (p,) = adaptive_policy(
+        scores, base, reranked, fs_ms, {"sure": 100.0, "unsure": 200.0, "mid": 50.0}, [0.1]
+    )
     assert p.share_reranked == pytest.approx(1 / 3)
     assert p.mean_metric == pytest.approx((0.9 + 0.7 + 0.5) / 3)  # only "unsure" reranked, and it gains
     assert p.mean_latency_ms == pytest.approx(5.0 + 200.0 / 3)

@@ -50,7 +50,10 @@ def test_the_real_command_line_round_trips_cranfield(db, tmp_path, cranfield_dir
     source = cranfield_dir / "qrels" / "test.tsv"
     base = [sys.executable, "-m", "rerank_core", "labels"]
     imp = subprocess.run(
-        [*base, "import", "--db", db, "--corpus", "cran", str(source)], cwd=ROOT, capture_output=True, text=True
+        [*base, "import", "--db", db, "--corpus", "cran", str(source)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert imp.returncode == 0, imp.stderr
     exp = subprocess.run(
