@@ -1,0 +1,192 @@
+"""FlashRank: small cross-encoders run with ONNX Runtime (no torch).
+
+Models are the names of ``flashrank.Config.model_file_map``: ``ms-marco-TinyBERT-L-2-v2`` (default,
+about 4 MB), ``ms-marco-MiniLM-L-12-v2``, ``ms-marco-MultiBERT-L-12``, ``ce-esci-MiniLM-L12-v2``,
+``rank-T5-flan``, ``miniReranker_arabic_v1``. FlashRank keeps each model in
+``<cache_dir>/<model_name>/`` and downloads a zip from the Hugging Face hub only when that folder is
+missing. Here the folder is looked for in the cache directory (option ``cache_dir``, else the
+``flashrank_cache_dir`` setting, else ``<data_dir>/flashrank``) and then in the models directory
+(``<models_dir>/<model_name>/``); a local folder can also be given as the model. When neither has it
+and the hub cannot be reached, the method reports :class:`ModelNotFound` at once instead of letting
+FlashRank try to download.
+
+Options: ``batch_size`` (default: all candidates in one ONNX pass, as FlashRank does; set it to
+bound memory, which grows with candidates x length), ``max_length`` (default 512, capped by the
+model's tokenizer), ``cache_dir``. Scores are FlashRank's sigmoid (or two-class soft-max)
+probabilities.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rerank_core.config import Settings
+from rerank_core.errors import InvalidMethod, MethodFailed, ModelNotFound
+from rerank_core.models import hub_offline, hub_reachable
+from rerank_core.rerankers.base import Reranker
+from rerank_core.rerankers.local_common import (
+    check_options,
+    keep_root_logging,
+    positive_int,
+    quiet,
+    truncation_note,
+)
+from rerank_core.types import Candidate, Scores, ScoreScale
+
+DEFAULT_MAX_LENGTH = 512
+
+
+def flashrank_models() -> dict[str, str]:
+    """FlashRank's model names mapped to their ONNX file names (the pairwise ones this method runs)."""
+    from flashrank.Config import listwise_rankers, model_file_map
+
+    return {name: file for name, file in model_file_map.items() if name not in listwise_rankers}
+
+
+class FlashRankReranker(Reranker):
+    name = "flashrank"
+    scale = ScoreScale.PROBABILITY
+    default_model = "ms-marco-TinyBERT-L-2-v2"
+    OPTIONS = {"batch_size", "max_length", "cache_dir"}
+
+    def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
+        super().__init__(model=model, settings=settings, **options)
+        check_options(self.name, self.options, self.OPTIONS)
+        self.batch_size = positive_int(self.name, self.options, "batch_size", None)
+        self.max_length = positive_int(self.name, self.options, "max_length", DEFAULT_MAX_LENGTH)
+        cache = self.options.get("cache_dir")
+        self.cache_dir = Path(os.path.expanduser(str(cache))) if cache else self.settings.resolved_flashrank_cache_dir
+        self._ranker: Any = None
+        self._counter: Any = None  # the model's tokenizer without truncation or padding
+        self._limit = DEFAULT_MAX_LENGTH
+        self.model_dir: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return f"FlashRank {self.model_name} (ONNX)"
+
+    @property
+    def model_name(self) -> str:
+        """FlashRank's name of the model (the folder name when a path was given)."""
+        assert self.model is not None
+        return Path(os.path.expanduser(self.model)).name if self._is_path else self.model
+
+    @property
+    def _is_path(self) -> bool:
+        assert self.model is not None
+        return os.sep in self.model or self.model.startswith((".", "~"))
+
+    def _find_model_dir(self, onnx_file: str) -> tuple[Path | None, list[str], Path | None]:
+        """(usable folder or None, places looked, an existing folder missing its ONNX file)."""
+        name = self.model_name
+        if self._is_path:
+            bases = [Path(os.path.expanduser(str(self.model))).resolve().parent]
+        else:
+            bases = [self.cache_dir.resolve()]
+            if self.settings.models_dir is not None:
+                bases.append(Path(self.settings.models_dir).resolve())
+        looked: list[str] = []
+        incomplete: Path | None = None
+        for base in bases:
+            folder = base / name
+            if (folder / onnx_file).is_file():
+                return folder, looked, None
+            if folder.exists():
+                looked.append(f"{folder} (exists but has no {onnx_file})")
+                incomplete = incomplete or folder
+            else:
+                looked.append(f"{folder} (no such folder)")
+        if not self._is_path and self.settings.models_dir is None:
+            looked.append("models directory (not configured: set RERANK_MODELS_DIR)")
+        return None, looked, incomplete
+
+    def _load(self) -> None:
+        models = flashrank_models()
+        name = self.model_name
+        if name not in models:
+            from flashrank.Config import listwise_rankers
+
+            why = (
+                "is a listwise LLM (it needs llama-cpp and a GGUF file), which the flashrank method does not run"
+                if name in listwise_rankers
+                else "is not a FlashRank model"
+            )
+            raise InvalidMethod(
+                f"{name!r} {why}",
+                hint=f"choose one of: {', '.join(models)} (for LLM reranking use the llm method)",
+            )
+        onnx_file = models[name]
+        folder, looked, incomplete = self._find_model_dir(onnx_file)
+        layout = (
+            f"a folder {name}/ holding {onnx_file}, config.json, tokenizer.json, tokenizer_config.json "
+            "and special_tokens_map.json"
+        )
+        if folder is None:
+            if incomplete is not None:
+                raise ModelNotFound(
+                    name,
+                    looked,
+                    hint=f"FlashRank does not download into an existing folder: delete {incomplete} "
+                    f"(or complete it: {layout}).",
+                )
+            if self._is_path or not hub_reachable():
+                if not self._is_path:
+                    why = "HF_HUB_OFFLINE is set" if hub_offline() else "hub unreachable"
+                    looked.append(f"FlashRank download from the Hugging Face hub ({why})")
+                raise ModelNotFound(
+                    name,
+                    looked,
+                    hint=f"run once with network access (FlashRank downloads it into {self.cache_dir.resolve()}), "
+                    f"or put {layout} in the FlashRank cache directory (RERANK_FLASHRANK_CACHE) or the "
+                    "models directory (RERANK_MODELS_DIR).",
+                )
+            folder = self.cache_dir / name  # FlashRank downloads it there
+
+        from flashrank import Ranker
+        from tokenizers import Tokenizer
+
+        with keep_root_logging(), quiet():
+            ranker = Ranker(
+                model_name=name, cache_dir=str(folder.parent), max_length=self.max_length, log_level="WARNING"
+            )
+        if getattr(ranker, "llm_model", None) is not None or not hasattr(ranker, "session"):
+            raise MethodFailed(f"FlashRank loaded {name} without an ONNX session")
+        counter = Tokenizer.from_str(ranker.tokenizer.to_str())
+        counter.no_truncation()
+        counter.no_padding()
+        truncation = ranker.tokenizer.truncation or {}
+        self._limit = int(truncation.get("max_length", self.max_length))
+        self._counter = counter
+        self._ranker = ranker
+        self.model_dir = folder
+
+    @property
+    def effective_max_length(self) -> int:
+        """Tokens per (query, passage) pair the model reads (after loading)."""
+        return self._limit
+
+    def count_tokens(self, query: str, texts: Sequence[str]) -> list[int]:
+        """Tokens of each (query, text) pair before truncation, specials included."""
+        self.load()
+        return [len(e.ids) for e in self._counter.encode_batch([(query, t) for t in texts])]
+
+    def score(self, query: str, candidates: Sequence[Candidate]) -> Scores:
+        from flashrank import RerankRequest
+
+        texts = [c.full_text for c in candidates]
+        n = len(texts)
+        size = self.batch_size or n
+        values = [float("nan")] * n
+        for start in range(0, n, size):
+            passages = [{"id": i, "text": texts[i]} for i in range(start, min(n, start + size))]
+            for passage in self._ranker.rerank(RerankRequest(query=query, passages=passages)):
+                values[int(passage["id"])] = float(passage["score"])
+        truncated = [count > self._limit for count in self.count_tokens(query, texts)]
+        return Scores(
+            values=values,
+            truncated=truncated,
+            notes=truncation_note(truncated, self._limit, "(query, passage) pairs"),
+        )

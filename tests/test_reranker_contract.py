@@ -1,0 +1,203 @@
+"""One contract, run against every reranker backend.
+
+Each case builds a real backend (tiny random-weight models in each library's real layout, or the
+packaged MiniLM) through the registry. To add a backend, append a :class:`Case` to ``CASES``: a
+factory gets pytest's ``request`` (so it can use fixtures such as a loopback server) and returns the
+reranker.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from rerank_core.config import Settings
+from rerank_core.errors import ModelNotFound
+from rerank_core.registry import create_reranker, reranker_class
+from rerank_core.rerankers.base import Reranker
+from rerank_core.types import Candidate, MethodSpec, ScoreScale
+
+pytest_plugins = ["tiny_models"]
+
+TEXTS = [
+    ("Lift on wings", "lift is a force that acts on the wings of an aircraft in flight"),
+    ("", "drag on a cylinder in supersonic flow"),
+    ("", "the boundary layer on a flat plate becomes turbulent at high reynolds number"),
+    ("Shock waves", "a shock wave forms ahead of a blunt body at hypersonic speed"),
+    ("", "drag on a cylinder in supersonic flow"),  # the same text as d1: must not collide
+    ("", "heat transfer to the skin of a cone"),
+    ("", "coffee and bread for breakfast"),
+]
+QUERY = "what is the lift force on a wing"
+
+
+def candidates(texts=TEXTS) -> list[Candidate]:
+    return [
+        Candidate(doc_id=f"d{i}", title=title, text=text, first_stage_rank=i + 1, first_stage_score=10.0 - i)
+        for i, (title, text) in enumerate(texts)
+    ]
+
+
+def settings_for(request) -> Settings:
+    return Settings(data_dir=request.getfixturevalue("tmp_path") / "rerank-data")
+
+
+@dataclass(frozen=True)
+class Case:
+    """A reranker under contract. ``load_measured``: the backend loads something (weights, a client)."""
+
+    id: str
+    make: Callable[[pytest.FixtureRequest], Reranker]
+    load_measured: bool = True
+
+
+def _cross_encoder(request, **options) -> Reranker:
+    path = request.getfixturevalue("tiny_cross_encoder_dir")
+    return create_reranker(MethodSpec("cross-encoder", str(path)), settings_for(request), **options)
+
+
+def _colbert(request, **options) -> Reranker:
+    path = request.getfixturevalue("tiny_colbert_dir")
+    return create_reranker(MethodSpec("colbert", str(path)), settings_for(request), **options)
+
+
+def _flashrank(request, **options) -> Reranker:
+    cache_dir, name = request.getfixturevalue("tiny_flashrank_cache")
+    return create_reranker(MethodSpec("flashrank", name), settings_for(request), cache_dir=str(cache_dir), **options)
+
+
+def _late_interaction(request) -> Reranker:
+    try:
+        reranker_class("late-interaction")
+    except ImportError:
+        pytest.skip("rerank_core.rerankers.late_interaction is not written yet")
+    return create_reranker("late-interaction", settings_for(request))
+
+
+CASES: list = [
+    pytest.param(Case("cross-encoder", _cross_encoder), id="cross-encoder"),
+    pytest.param(Case("colbert", _colbert), id="colbert"),
+    pytest.param(Case("flashrank", _flashrank), id="flashrank"),
+    pytest.param(Case("late-interaction", _late_interaction), id="late-interaction", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_reranker_contract(case: Case, request):
+    reranker = case.make(request)
+    cands = candidates()
+    ids = [c.doc_id for c in cands]
+
+    t0 = time.perf_counter()
+    first = reranker.rerank(QUERY, cands)
+    wall = time.perf_counter() - t0
+    assert first.ok, first.error
+    assert first.available and not first.fallback
+    assert isinstance(first.scale, ScoreScale) and first.scale == reranker.scale
+    assert first.method == reranker.method_name
+
+    # one score per candidate, ids preserved: a permutation of the input ids
+    assert len(first.items) == len(cands)
+    assert sorted(first.ids) == sorted(ids)
+    assert [it.rank for it in first.items] == list(range(1, len(cands) + 1))
+    by_id = {c.doc_id: c for c in cands}
+    assert all(it.first_stage_rank == by_id[it.doc_id].first_stage_rank for it in first.items)
+    scores = [it.score for it in first.items]
+    assert all(math.isfinite(s) for s in scores)
+    assert not any(it.flagged for it in first.items)
+
+    # sorted by score, best first
+    assert scores == sorted(scores, reverse=True)
+
+    # the same texts score the same: the duplicate pair gets one value
+    score_of = {it.doc_id: it.score for it in first.items}
+    assert score_of["d1"] == pytest.approx(score_of["d4"], rel=1e-4, abs=1e-5)
+
+    # timing: load measured once and apart from the query
+    assert first.latency_ms > 0
+    if case.load_measured:
+        assert first.model_load_s > 0
+    assert first.latency_ms / 1e3 + first.model_load_s <= wall + 1e-3
+
+    # deterministic, and the load is not paid again
+    second = reranker.rerank(QUERY, cands)
+    assert second.ids == first.ids
+    assert [it.score for it in second.items] == pytest.approx(scores, rel=1e-6, abs=1e-6)
+    assert second.model_load_s == first.model_load_s
+    assert second.latency_ms > 0
+
+    # a score belongs to its candidate, whatever the input order
+    shuffled = reranker.rerank(QUERY, list(reversed(cands)))
+    assert {it.doc_id: it.score for it in shuffled.items} == pytest.approx(score_of, rel=1e-4, abs=1e-5)
+
+    # top-k respected: the head of the full order
+    top = reranker.rerank(QUERY, cands, top_k=3)
+    assert top.ids == first.ids[:3]
+    assert [it.score for it in top.items] == pytest.approx(scores[:3], rel=1e-6, abs=1e-6)
+    assert reranker.rerank(QUERY, cands, top_k=len(cands) + 5).ids == first.ids
+    assert reranker.rerank(QUERY, cands, top_k=0).items == ()
+
+    # empty input, empty output
+    empty = reranker.rerank(QUERY, [])
+    assert empty.ok and empty.items == ()
+
+
+# -- the real default models, offline -------------------------------------------------------------
+DEFAULTS = {
+    "cross-encoder": "cross-encoder/ms-marco-MiniLM-L-6-v2",
+    "colbert": "colbert-ir/colbertv2.0",
+    "flashrank": "ms-marco-TinyBERT-L-2-v2",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_default_model_reports_unavailable_at_once_offline(name, tmp_path, monkeypatch):
+    import requests
+
+    def no_network(*args, **kwargs):  # FlashRank downloads with requests.get
+        raise AssertionError("tried to download while offline")
+
+    monkeypatch.setattr(requests, "get", no_network)
+    settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models")
+    reranker = create_reranker(name, settings)
+    assert reranker.model == DEFAULTS[name]
+
+    t0 = time.perf_counter()
+    with pytest.raises(ModelNotFound) as info:
+        reranker.load()
+    assert time.perf_counter() - t0 < 10
+    err = info.value
+    assert DEFAULTS[name] in err.message
+    assert "looked in" in err.message and str(tmp_path / "models") in err.message
+    assert err.hint
+
+    result = reranker.rerank(QUERY, candidates())  # reported, not raised
+    assert not result.available and not result.ok
+    assert result.error.kind == "model-not-found" and DEFAULTS[name] in result.error.message
+    assert result.items == ()
+    if name == "flashrank":
+        assert not (tmp_path / "data" / "flashrank" / DEFAULTS[name]).exists()
+
+
+# -- truncation ---------------------------------------------------------------------------------------
+LOCAL = {"cross-encoder": _cross_encoder, "colbert": _colbert, "flashrank": _flashrank}
+
+
+@pytest.mark.parametrize("name", sorted(LOCAL))
+def test_truncation_flags_with_a_tiny_max_length(name, request):
+    long_text = "the boundary layer on the wing becomes turbulent " * 6  # about 50 tokens
+    cands = [
+        Candidate(doc_id="long", text=long_text, first_stage_rank=1, first_stage_score=1.0),
+        Candidate(doc_id="short", text="lift", first_stage_rank=2, first_stage_score=0.5),
+    ]
+    result = LOCAL[name](request, max_length=16).rerank("lift", cands)
+    assert result.ok, result.error
+    assert result.truncated_ids == ["long"]
+    assert any("cut at 16 tokens" in note for note in result.notes)
+
+    untouched = LOCAL[name](request).rerank("lift", cands)
+    assert untouched.truncated_ids == []
