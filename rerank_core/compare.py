@@ -240,13 +240,15 @@ def run_comparison(
     *,
     progress: ProgressFn | None = None,
     on_result: Callable[[RerankResult], None] | None = None,
+    first_stage: tuple[Sequence[Candidate], RerankResult] | None = None,
 ) -> Comparison:
     """Retrieve ``depth`` candidates once, then rerank them with each method in turn.
 
     Every method orders all candidates (the caller shows a prefix). A method that cannot run
     returns a result with ``error`` set; the others go on. ``progress(done, total, message)`` is
     called before each step (message names the step, and says when a model is loaded first);
-    ``on_result`` after each method.
+    ``on_result`` after each method. ``first_stage`` reuses candidates retrieved earlier (the
+    app keeps them, so adding a method reranks the very same list).
     """
     if depth <= 0:
         raise ValueError("depth must be positive")
@@ -255,7 +257,10 @@ def run_comparison(
     t0 = time.perf_counter()
     total = len(rerankers) + 1
     report(progress, 0, total, f"First stage: {retriever.label} top {depth}")
-    candidates, first = retriever.candidates(query, depth)
+    if first_stage is None:
+        candidates, first = retriever.candidates(query, depth)
+    else:
+        candidates, first = list(first_stage[0]), first_stage[1]
     results: list[RerankResult] = []
     for i, reranker in enumerate(rerankers, start=1):
         loading = "" if reranker.loaded else " (loading the model first)"

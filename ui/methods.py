@@ -1,0 +1,69 @@
+"""The methods the compare page offers, with their real default models and short descriptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rerank_core.types import MethodSpec
+
+FIRST_STAGES = ("bm25", "dense", "hybrid")
+FIRST_STAGE_LABELS = {"bm25": "BM25", "dense": "Dense (MiniLM)", "hybrid": "Hybrid (RRF)"}
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    title: str
+    blurb: str
+    fallback_model: str  # shown when the backend module cannot be imported; "" = chosen automatically
+    local: bool = True
+
+
+METHODS: dict[str, MethodInfo] = {
+    m.name: m
+    for m in (
+        MethodInfo(
+            "late-interaction",
+            "Late interaction",
+            "MaxSim over the MiniLM token embeddings: zero-shot, not a trained ColBERT",
+            "sentence-transformers/all-MiniLM-L6-v2",
+        ),
+        MethodInfo("cross-encoder", "Cross-encoder", "query and passage read together", "cross-encoder/ms-marco-MiniLM-L-6-v2"),
+        MethodInfo("flashrank", "FlashRank", "ONNX cross-encoder on CPU", "ms-marco-TinyBERT-L-2-v2"),
+        MethodInfo("colbert", "ColBERT", "trained late interaction (RAGatouille)", "colbert-ir/colbertv2.0"),
+        MethodInfo(
+            "llm",
+            "LLM",
+            "pointwise 0-10 grades; OpenAI model with a key, else local SmolLM2",
+            "",
+        ),
+        MethodInfo("cohere", "Cohere Rerank", "hosted API, needs COHERE_API_KEY", "rerank-v3.5", local=False),
+    )
+}
+DEFAULT_METHODS = ("late-interaction", "cross-encoder", "flashrank", "colbert", "llm")
+# executed last, so the fast local columns appear first (all methods still get the same candidates)
+SLOW_METHODS = ("llm", "cohere")
+
+
+def default_model(name: str) -> str:
+    """The model a method uses when none is given: the backend's own default, else the documented id."""
+    try:
+        from rerank_core.registry import reranker_class
+
+        cls = reranker_class(name)
+    except Exception:  # noqa: BLE001 - a backend that is not installed yet still shows its real default
+        return METHODS[name].fallback_model if name in METHODS else ""
+    return cls.default_model or ""
+
+
+def spec_for(name: str, model: str | None) -> str:
+    """``name`` when the model is the default (stable cache keys and short URLs), else ``name:model``."""
+    model = (model or "").strip()
+    if not model or model == default_model(name):
+        return name
+    return str(MethodSpec(name=name, model=model))
+
+
+def execution_order(specs: list[str]) -> list[str]:
+    """Fast local methods first, slow and hosted ones last; otherwise the chosen order."""
+    return sorted(specs, key=lambda s: MethodSpec.parse(s).name in SLOW_METHODS)

@@ -1,0 +1,387 @@
+"""Rendering helpers: ranked columns, the latency chart, the agreement table, method notices.
+
+Untrusted text (document titles and text, file names, model names typed by the user) is only ever
+shown as text: HTML goes through :func:`esc` and Markdown through :func:`md_escape`. Result
+columns are drawn with ``st.html`` (sanitised by the browser side, and no Markdown pass), after
+escaping, so a document holding ``<script>`` shows those characters and runs nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import streamlit as st
+
+from rerank_core.compare import Comparison, ShownRow, dropouts, shown_rows
+from rerank_core.types import Candidate, RerankResult
+
+SNIPPET_CHARS = 220
+
+# Colours per order, stable across reruns (first stage is always slate).
+PALETTE = ["#4f46e5", "#0891b2", "#c026d3", "#ea580c", "#16a34a", "#dc2626", "#7c3aed", "#0d9488"]
+FIRST_STAGE_COLOUR = "#64748b"
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|$~:&])")
+_WS = re.compile(r"\s+")
+
+
+def esc(text: object) -> str:
+    """Text made safe for HTML: escaped, quotes included."""
+    return html.escape(str(text), quote=True)
+
+
+def esc_block(text: str) -> str:
+    """Escaped text whose line breaks are kept."""
+    return esc(text).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def md_escape(text: object) -> str:
+    """Text made literal for Streamlit Markdown (labels, captions, alerts)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    flat = _WS.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+CSS = """
+<style>
+.rp-colhead {border-top: 4px solid var(--rp-c); background: #f8fafc; border-radius: 6px;
+  padding: 8px 10px 6px 10px; margin-bottom: 6px; min-height: 92px;}
+.rp-colhead .rp-name {font-weight: 700; font-size: 1.0rem; color: #0f172a; word-break: break-word;}
+.rp-colhead .rp-label {font-size: 0.78rem; color: #475569; margin: 1px 0 4px 0; word-break: break-word;}
+.rp-chip {display: inline-block; font-size: 0.72rem; padding: 1px 7px; border-radius: 999px;
+  background: #e2e8f0; color: #334155; margin: 2px 4px 0 0; white-space: nowrap;}
+.rp-chip.rp-lat {background: #e0e7ff; color: #3730a3;}
+.rp-row {display: flex; gap: 8px; padding: 7px 8px; border: 1px solid #e2e8f0; border-radius: 6px;
+  margin-bottom: 6px; background: #fff;}
+.rp-row.rp-hl {border: 2px solid #f59e0b; background: #fffbeb; box-shadow: 0 0 0 3px rgba(245,158,11,.18);}
+.rp-rank {font-weight: 700; color: #334155; min-width: 1.6rem; text-align: right; font-size: 0.95rem;}
+.rp-body {flex: 1; min-width: 0;}
+.rp-title {font-weight: 600; font-size: 0.86rem; color: #0f172a; line-height: 1.25; word-break: break-word;}
+.rp-id {font-size: 0.7rem; color: #94a3b8; font-family: ui-monospace, monospace; word-break: break-all;}
+.rp-snip {font-size: 0.78rem; color: #475569; line-height: 1.3; margin-top: 2px; word-break: break-word;}
+.rp-meta {margin-top: 4px; display: flex; flex-wrap: wrap; gap: 4px; align-items: center;}
+.rp-score {font-family: ui-monospace, monospace; font-size: 0.74rem; color: #1e293b; background: #f1f5f9;
+  padding: 0 6px; border-radius: 4px;}
+.rp-mv {font-size: 0.72rem; font-weight: 700; padding: 0 6px; border-radius: 4px;}
+.rp-mv.rp-same {color: #64748b; background: #f1f5f9;}
+.rp-mv.rp-new {color: #fff; background: #2563eb;}
+.rp-flag {font-size: 0.68rem; padding: 0 6px; border-radius: 4px; background: #fef3c7; color: #92400e;}
+.rp-row details {margin-top: 3px;}
+.rp-row summary {font-size: 0.72rem; color: #4f46e5; cursor: pointer;}
+.rp-full {font-size: 0.78rem; color: #1e293b; white-space: normal; max-height: 260px; overflow-y: auto;
+  background: #f8fafc; padding: 6px; border-radius: 4px; margin-top: 3px; word-break: break-word;}
+.rp-drop {font-size: 0.74rem; color: #7f1d1d; background: #fef2f2; border: 1px dashed #fecaca;
+  border-radius: 6px; padding: 6px 8px; margin-top: 2px;}
+.rp-drop b {color: #991b1b;}
+.rp-unavail {border: 1px dashed #cbd5e1; border-radius: 6px; padding: 10px; background: #f8fafc;
+  font-size: 0.8rem; color: #334155;}
+</style>
+"""
+
+
+def inject_css() -> None:
+    """The page's static stylesheet (no user data)."""
+    st.html(CSS)
+
+
+# -- movement ---------------------------------------------------------------------------------------------
+
+
+def movement_badge(row: ShownRow, k: int, *, baseline: bool = False) -> str:
+    """▲n / ▼n coloured by magnitude, ``new`` for an entry from below the shown top k, ``=`` for no move."""
+    if baseline:
+        return ""
+    if row.is_new(k):
+        return f'<span class="rp-mv rp-new" title="was #{row.first_stage_rank} in the first stage">new ↑ from #{row.first_stage_rank}</span>'
+    m = row.movement
+    if m == 0:
+        return '<span class="rp-mv rp-same" title="same place as in the first stage">=</span>'
+    strength = min(abs(m), 12) / 12
+    alpha = 0.18 + 0.82 * strength
+    rgb = "22,163,74" if m > 0 else "220,38,38"
+    fg = "#fff" if alpha > 0.55 else ("#14532d" if m > 0 else "#7f1d1d")
+    arrow = "▲" if m > 0 else "▼"
+    return (
+        f'<span class="rp-mv" style="background: rgba({rgb},{alpha:.2f}); color: {fg}" '
+        f'title="first stage #{row.first_stage_rank}">{arrow}{abs(m)}</span>'
+    )
+
+
+def format_score(value: float) -> str:
+    if math.isinf(value) or math.isnan(value):
+        return "–"
+    if abs(value) >= 1000 or (abs(value) < 0.001 and value != 0):
+        return f"{value:.3g}"
+    return f"{value:.3f}"
+
+
+# -- columns ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    label: str
+    scale: str
+    colour: str
+    latency_ms: float | None = None
+    load_s: float | None = None
+    baseline: bool = False
+
+
+def column_header(spec: ColumnSpec) -> str:
+    chips = [f'<span class="rp-chip" title="what the scores mean">{esc(spec.scale)}</span>']
+    if spec.latency_ms is not None:
+        chips.append(f'<span class="rp-chip rp-lat">query {spec.latency_ms:,.0f} ms</span>')
+    if spec.load_s:
+        chips.append(f'<span class="rp-chip">load {spec.load_s:,.1f} s</span>')
+    label = f'<div class="rp-label">{esc(spec.label)}</div>' if spec.label and spec.label != spec.name else ""
+    return (
+        f'<div class="rp-colhead" style="--rp-c: {spec.colour}">'
+        f'<div class="rp-name">{esc(spec.name)}</div>{label}{"".join(chips)}</div>'
+    )
+
+
+def row_html(row: ShownRow, cand: Candidate, k: int, *, highlighted: bool, baseline: bool) -> str:
+    title = cand.title.strip() or cand.doc_id
+    flags = []
+    if row.truncated:
+        flags.append('<span class="rp-flag" title="the model saw only the first part">truncated for this model</span>')
+    if row.flagged and not baseline:
+        flags.append('<span class="rp-flag" title="not the model\'s own judgement">kept first-stage place</span>')
+    cls = "rp-row rp-hl" if highlighted else "rp-row"
+    return (
+        f'<div class="{cls}" data-doc="{esc(row.doc_id)}">'
+        f'<div class="rp-rank">{row.rank}</div>'
+        f'<div class="rp-body">'
+        f'<div class="rp-title">{esc(title)}</div>'
+        f'<div class="rp-id">{esc(row.doc_id)}</div>'
+        f'<div class="rp-snip">{esc(snippet(cand.text))}</div>'
+        f'<div class="rp-meta"><span class="rp-score" title="score">{esc(format_score(row.score))}</span>'
+        f'{movement_badge(row, k, baseline=baseline)}{"".join(flags)}</div>'
+        f'<details><summary>Full text</summary><div class="rp-full">{esc_block(cand.full_text)}</div></details>'
+        f"</div></div>"
+    )
+
+
+def column_html(
+    spec: ColumnSpec,
+    result: RerankResult,
+    comparison: Comparison,
+    k: int,
+    highlight: str | None,
+) -> str:
+    by_id = {c.doc_id: c for c in comparison.candidates}
+    rows = shown_rows(result.items, k)
+    parts = [column_header(spec)]
+    for row in rows:
+        parts.append(
+            row_html(row, by_id[row.doc_id], k, highlighted=row.doc_id == highlight, baseline=spec.baseline)
+        )
+    if not spec.baseline:
+        dropped = dropouts(comparison.first_stage.ids, result.ids, k)
+        if dropped:
+            items = "; ".join(
+                f"#{by_id[d].first_stage_rank} {esc(snippet(by_id[d].title or d, 60))}" for d in dropped
+            )
+            parts.append(f'<div class="rp-drop"><b>Dropped out of the top {k}:</b> {items}</div>')
+    return f'<div class="rp-col">{"".join(parts)}</div>'
+
+
+def is_unavailable(result: RerankResult | None) -> bool:
+    """A method that produced no order at all (as opposed to a fallback order)."""
+    return result is not None and not result.items and result.error is not None
+
+
+_ERROR_TITLES = {
+    "model-not-found": "Model not available here",
+    "missing-api-key": "API key needed",
+    "unavailable": "Not available here",
+    "invalid-method": "Invalid method or option",
+    "config": "Configuration problem",
+}
+
+
+def option_label(cand: Candidate) -> str:
+    """A plain-text label for a select box (select boxes show text as text)."""
+    title = snippet(cand.title or cand.text, 70)
+    return f"#{cand.first_stage_rank} · {title} ({cand.doc_id})"
+
+
+def _model_of(spec: str, result: RerankResult | None) -> str:
+    name = result.method if result is not None else spec
+    return name.partition(":")[2]
+
+
+def method_column(
+    *,
+    title: str,
+    spec: str,
+    result: RerankResult | None,
+    comparison: Comparison,
+    k: int,
+    highlight: str | None,
+    colour: str,
+    blurb: str = "",
+) -> None:
+    """One method's column: its order, a fallback warning, or why it cannot run and how to fix that."""
+    model = _model_of(spec, result)
+    if result is None:
+        st.html(column_header(ColumnSpec(name=title, label=model or blurb, scale="running…", colour=colour)))
+        return
+    label = result.label or blurb
+    if model and model not in label:
+        label = f"{label} · {model}" if label else model
+    spec_ = ColumnSpec(
+        name=title,
+        label=label,
+        scale=str(result.scale),
+        colour=colour,
+        latency_ms=result.latency_ms if result.items and not result.fallback else None,
+        load_s=result.model_load_s,
+    )
+    if is_unavailable(result):
+        err = result.error
+        assert err is not None
+        st.html(column_header(ColumnSpec(name=title, label=model or blurb, scale="not run", colour="#cbd5e1")))
+        st.error(f"**{_ERROR_TITLES.get(err.kind, 'Failed')}.** {md_escape(err.message)}", icon=":material/block:")
+        if err.hint:
+            st.caption(f"**How to fix:** {md_escape(err.hint)}")
+        return
+    if result.fallback and result.error is not None:
+        st.warning(
+            f"**Fell back to the first-stage order.** {md_escape(result.error.message)}",
+            icon=":material/cloud_off:",
+        )
+    st.html(column_html(spec_, result, comparison, k, highlight))
+
+
+def method_notices(comparison: Comparison, display: dict[str, str], k: int) -> None:
+    """Truncation, fallbacks, backend notes and a summary of what could not run."""
+    n = len(comparison.candidates)
+    unavailable = [r for r in comparison.results if is_unavailable(r)]
+    for res in comparison.results:
+        name = md_escape(display.get(res.method, res.method))
+        cut = res.truncated_ids
+        if cut:
+            shown = sum(1 for it in res.items[:k] if it.truncated)
+            st.warning(
+                f"**{name}** saw only the start of {len(cut)} of the {n} candidates (longer than the model's "
+                f"input limit); {shown} of them are in the shown top {k}, marked *truncated for this model*.",
+                icon=":material/content_cut:",
+            )
+        notes = [note for note in res.notes if note and "fell back" not in note]
+        if notes and not is_unavailable(res):
+            st.caption(f"**{name}:** " + " · ".join(md_escape(note) for note in notes))
+    if unavailable:
+        names = ", ".join(md_escape(display.get(r.method, r.method)) for r in unavailable)
+        ran = len(comparison.results) - len(unavailable)
+        st.info(
+            f"{len(unavailable)} of {len(comparison.results)} methods cannot run on this machine ({names}): "
+            f"their columns say why and how to fix it. The other {ran} ran on the same {n} candidates.",
+            icon=":material/info:",
+        )
+
+
+# -- chart and table --------------------------------------------------------------------------------------
+
+
+def plot_label(text: str) -> str:
+    """A label for plotly, which reads a few HTML tags in text: escape them."""
+    return esc(text)
+
+
+def latency_figure(
+    names: Sequence[str],
+    query_ms: Sequence[float],
+    load_s: Sequence[float],
+    colours: Sequence[str],
+    *,
+    unavailable: Sequence[str] = (),
+):
+    """Query time per order (left) and the one-off load or index build (right), as two bar panels."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    labels = [plot_label(n) for n in names]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        column_widths=[0.62, 0.38],
+        subplot_titles=("Query latency (ms, same candidates)", "One-off model load / index build (s)"),
+    )
+    fig.add_trace(
+        go.Bar(
+            name="query (ms)",
+            x=list(query_ms),
+            y=labels,
+            orientation="h",
+            marker_color=list(colours),
+            text=[f"{v:,.0f} ms" if v >= 10 else f"{v:,.1f} ms" for v in query_ms],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:,.1f} ms per query<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Bar(
+            name="load (s)",
+            x=list(load_s),
+            y=labels,
+            orientation="h",
+            marker_color=list(colours),
+            marker_pattern_shape="/",
+            opacity=0.55,
+            text=[f"{v:,.1f} s" if v else "cached" for v in load_s],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:,.2f} s once per process<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
+    height = 90 + 34 * len(names)
+    fig.update_layout(
+        height=max(height, 200),
+        margin=dict(l=10, r=10, t=40, b=10),
+        showlegend=False,
+        bargap=0.25,
+    )
+    fig.update_yaxes(autorange="reversed")
+    if unavailable:
+        fig.add_annotation(
+            text="not run: " + ", ".join(plot_label(u) for u in unavailable),
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=-0.02,
+            yanchor="top",
+            showarrow=False,
+            font=dict(size=11, color="#64748b"),
+        )
+        fig.update_layout(margin=dict(l=10, r=10, t=40, b=34))
+    return fig
+
+
+def agreement_rows(comparison: Comparison, k: int, display: dict[str, str]) -> list[dict]:
+    rows = []
+    for ag in comparison.agreement(k):
+        rows.append(
+            {
+                "Order A": display.get(ag.a, ag.a),
+                "Order B": display.get(ag.b, ag.b),
+                f"Overlap@{k}": ag.overlap,
+                "Kendall τ": None if math.isnan(ag.kendall_tau) else ag.kendall_tau,
+                f"RBO@{k} (p=0.9)": ag.rbo,
+            }
+        )
+    return rows
