@@ -2,7 +2,8 @@
 
 A *run* is ``{query_id: {doc_id: score}}`` with TREC semantics: documents are ordered by score,
 highest first, and ties are broken by doc id in DESCENDING order (what trec_eval, and ir_measures'
-pytrec_eval provider, do). :func:`ranked_run` turns ranked lists into such a run; the per-query
+pytrec_eval provider, do). Like trec_eval, scores are compared after rounding to 32-bit floats:
+scores that differ only beyond about 7 significant digits tie (measured with ir_measures 0.4.3). :func:`ranked_run` turns ranked lists into such a run; the per-query
 functions take a ranked list of doc ids directly.
 
 *Qrels* are ``{query_id: {doc_id: grade}}``. Conventions (all checked against ir_measures):
@@ -47,9 +48,19 @@ _MEASURE_RE = re.compile(r"^\s*([A-Za-z]+)\s*(?:@\s*(\d+))?\s*$")
 # ordering
 
 
+def trec_score(score: float) -> float:
+    """A score as trec_eval compares it: rounded to a 32-bit float (trec_eval stores it so)."""
+    with np.errstate(over="ignore"):
+        return float(np.float32(score))
+
+
 def rank_documents(scores: Mapping[str, float]) -> list[str]:
-    """Doc ids in TREC order: score descending, ties by doc id descending."""
-    return sorted(scores, key=lambda d: (scores[d], d), reverse=True)
+    """Doc ids in TREC order: score descending, ties by doc id descending.
+
+    Scores are compared as 32-bit floats, as trec_eval does, so two scores closer than float32
+    precision (about 7 significant digits) tie and the doc ids decide.
+    """
+    return sorted(scores, key=lambda d: (trec_score(scores[d]), d), reverse=True)
 
 
 def ranked_run(rankings: Mapping[str, Sequence[str]]) -> Run:

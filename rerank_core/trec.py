@@ -19,8 +19,10 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
+
 from rerank_core.errors import CorpusFormatError
-from rerank_core.metrics import Qrels, Run, rank_documents
+from rerank_core.metrics import Qrels, Run, rank_documents, trec_score
 from rerank_core.types import RerankResult
 
 PathLike = str | os.PathLike[str]
@@ -154,30 +156,28 @@ def read_run(path: PathLike) -> Run:
 def results_to_run(results: Mapping[str, RerankResult]) -> Run:
     """A run from one method's results (``{qid: RerankResult}``) that keeps each result's order.
 
-    Evaluators re-sort a run by score and break ties by doc id, which would discard a method's own
-    tie-break (a reranker keeps the first-stage order among equal scores). So within a tie, each
-    later document gets the next float below the previous one (a change of one unit in the last
-    place, far below any printed precision); scores are otherwise the method's own. Non-finite
-    scores (a NaN turned into -inf) are placed 1.0 below the previous document. Results without
-    items (a failed query) give an empty ranking.
+    Evaluators re-sort a run by score, compare scores as 32-bit floats and break ties by doc id,
+    which would replace a method's own tie-break (a reranker keeps the first-stage order among
+    equal scores) with an arbitrary one. So a document whose score does not fall strictly below the
+    previous one at float32 precision gets the next float32 below it (a change in about the 7th
+    significant digit); every other score is written unchanged. Non-finite scores (a NaN turned
+    into -inf) are handled the same way. Results without items (a failed query) give an empty
+    ranking, which evaluates as nothing retrieved.
     """
     run: Run = {}
     for qid, result in results.items():
         scores: dict[str, float] = {}
-        previous: float | None = None
+        previous: float | None = None  # the previous score as trec_eval sees it (float32)
         for item in result.items:
             value = float(item.score)
-            if previous is not None:
-                if not math.isfinite(value):
-                    value = previous - 1.0
-                elif value >= previous:
-                    value = math.nextafter(previous, -math.inf)
-            elif not math.isfinite(value):
+            if not math.isfinite(value) and previous is None:
                 value = 0.0
+            if previous is not None and (not math.isfinite(value) or trec_score(value) >= previous):
+                value = float(np.nextafter(np.float32(previous), np.float32(-np.inf)))
             if item.doc_id in scores:
                 raise ValueError(f"{result.method}: document {item.doc_id!r} appears twice for query {qid!r}")
             scores[item.doc_id] = value
-            previous = value
+            previous = trec_score(value)
         run[qid] = scores
     return run
 

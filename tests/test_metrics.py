@@ -73,6 +73,18 @@ def test_ties_broken_by_doc_id_descending():
     assert M.evaluate(run, qrels, ["RR"])["RR"]["q"] == pytest.approx(1 / 4)
 
 
+def test_scores_compared_at_float32_precision_like_trec_eval():
+    x = 1.2345678
+    run = {"q": {"a": x + 1e-9, "b": x}}  # equal as 32-bit floats: a tie, so "b" comes first
+    assert M.rank_documents(run["q"]) == ["b", "a"]
+    qrels = {"q": {"a": 1}}
+    assert M.evaluate(run, qrels, ["RR"])["RR"]["q"] == 0.5
+    assert ir_measures_per_query("RR", qrels, run)["q"] == 0.5
+    run = {"q": {"a": x + 1e-6, "b": x}}  # distinct as 32-bit floats
+    assert M.rank_documents(run["q"]) == ["a", "b"]
+    assert ir_measures_per_query("RR", qrels, run)["q"] == 1.0
+
+
 def test_ranked_run_keeps_the_given_order():
     run = M.ranked_run({"q": ["b", "a", "c"]})
     assert M.rank_documents(run["q"]) == ["b", "a", "c"]
@@ -134,7 +146,10 @@ def random_case(seed: int, ties: bool):
         if q % 9 == 4:
             continue  # judged query missing from the run
         retrieved = rng.sample(docs, rng.randint(0, 55))
-        run[qid] = {d: (round(rng.random(), 1) if ties else rng.random()) for d in retrieved}
+        if ties:  # exact ties, and near-ties that only 32-bit floats merge
+            run[qid] = {d: round(rng.random(), 1) + rng.choice([0.0, 1e-9, 3e-10]) for d in retrieved}
+        else:
+            run[qid] = {d: rng.random() for d in retrieved}
     run["unjudged"] = {"d1": 1.0}
     return run, qrels
 

@@ -135,8 +135,16 @@ def test_results_to_run_keeps_each_methods_order_through_ties(tmp_path):
     run = results_to_run({"q": res, "empty": RerankResult(method="llm", scale=ScoreScale.LOGIT)})
     assert rank_documents(run["q"]) == ["a", "b", "c", "z", "y"]
     assert run["q"]["a"] == 7.0 and run["q"]["z"] == 3.0  # untied scores are unchanged
-    assert run["q"]["b"] == pytest.approx(7.0, abs=1e-12) and run["q"]["b"] < 7.0
+    assert run["q"]["b"] == pytest.approx(7.0, rel=1e-6) and run["q"]["b"] < 7.0
     assert all(math.isfinite(v) for v in run["q"].values())
     assert run["empty"] == {}
     back = read_run(write_run(tmp_path / "llm.run", run))
     assert rank_documents(back["q"]) == ["a", "b", "c", "z", "y"]
+
+
+def test_results_to_run_separates_scores_that_tie_at_float32_precision():
+    # trec_eval compares 32-bit floats: 1.0 and 1.0 - 1e-12 would tie there and the doc id would decide
+    res = _result("ce", [("a", 1.0), ("b", 1.0 - 1e-12), ("c", 1.0 - 2e-12), ("d", 0.5)])
+    run = results_to_run({"q": res})
+    assert rank_documents(run["q"]) == ["a", "b", "c", "d"]
+    assert run["q"]["a"] == 1.0 and run["q"]["d"] == 0.5

@@ -1,0 +1,254 @@
+"""The command line: ``python -m rerank_core evaluate ...`` (and ``labels`` when available).
+
+``evaluate`` runs the same code as the app's benchmark page (:func:`rerank_core.evaluation.run_evaluation`),
+writes the JSON report to ``--output`` and one TREC run file per method that ran to
+``--run-dir/<name>.run``, where ``<name>`` is the method with ``:`` replaced by ``__`` and ``/`` by
+``--`` (``cross-encoder:BAAI/bge-reranker-v2-m3`` -> ``cross-encoder__BAAI--bge-reranker-v2-m3.run``).
+A progress bar and a summary table go to stderr.
+
+Exit codes: 0 when the evaluation ran (methods that could not run are reported in the JSON with
+``available: false``); 2 for bad arguments or unreadable input, with a one-line message;
+130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rerank_core.errors import RerankError
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line plus where to get help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m rerank_core", description="Rerank Playground from the command line.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    ev = sub.add_parser(
+        "evaluate",
+        help="evaluate first stages and rerankers on a judged dataset",
+        description=(
+            "Run every judged query (or the first N) through the first stage and hand the same "
+            "candidates to each reranker; first-stage names among the methods are evaluated as "
+            "retrievers over the whole corpus. Writes a JSON report and one TREC run file per method."
+        ),
+    )
+    ev.add_argument(
+        "--dataset", required=True, metavar="PATH", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"
+    )
+    ev.add_argument("--first-stage", required=True, metavar="NAME", help="bm25, dense or hybrid")
+    ev.add_argument("--depth", required=True, type=_positive_int, metavar="N", help="candidates per query")
+    ev.add_argument(
+        "--methods",
+        required=True,
+        metavar="M1,M2",
+        help="comma-separated methods, each NAME or NAME:MODEL (e.g. bm25,cross-encoder:BAAI/bge-reranker-base)",
+    )
+    ev.add_argument("--output", required=True, metavar="FILE", help="where to write the JSON report")
+    ev.add_argument(
+        "--run-dir", required=True, metavar="DIR", help="where to write one TREC run file per method"
+    )
+    ev.add_argument(
+        "--max-queries", type=_positive_int, metavar="N", help="evaluate only the first N judged queries"
+    )
+    ev.add_argument("--split", default="test", help="qrels split of the BEIR folder (default: test)")
+    ev.add_argument(
+        "--config", metavar="FILE", help="settings file (default: $RERANK_CONFIG or ./rerank.toml)"
+    )
+    ev.add_argument(
+        "--qrels-db", metavar="URL", help="take judgements from the label store at this database URL"
+    )
+    ev.add_argument("--corpus", metavar="ID", help="the corpus id in the label store (with --qrels-db)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate)
+    try:
+        from rerank_core import labels_cli
+    except ImportError:
+        labels_cli = None  # type: ignore[assignment]
+    if labels_cli is not None:
+        labels_cli.register(sub)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+
+
+def _load_dataset(args: argparse.Namespace):
+    from rerank_core.corpus import load_beir
+    from rerank_core.errors import ConfigError
+    from rerank_core.types import Dataset
+
+    dataset = load_beir(args.dataset, split=args.split)
+    if not args.qrels_db:
+        return dataset
+    from rerank_core.judgements import JudgementStore
+
+    with JudgementStore(args.qrels_db) as store:
+        qrels = store.qrels(args.corpus)
+        stored_queries = store.queries(args.corpus)
+        corpora = store.corpora() if not qrels else []
+    if not qrels:
+        raise ConfigError(
+            f"the label store {store.url} has no judgements for corpus {args.corpus!r}",
+            hint=f"corpora in the store: {', '.join(corpora)}"
+            if corpora
+            else "the store is empty: label some results",
+        )
+    queries = dict(dataset.queries)
+    # the store's text is what was judged, so it wins for the store's query ids
+    queries.update(stored_queries)
+    return Dataset(
+        name=f"{dataset.name} (labels: {args.corpus})", corpus=dataset.corpus, queries=queries, qrels=qrels
+    )
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(report_json: dict) -> str:
+    """A plain-text summary of a report (as ``EvaluationReport.to_json()`` gives it)."""
+    measures: list[str] = []
+    for entry in report_json["methods"].values():
+        if entry.get("metrics"):
+            measures = list(entry["metrics"])
+            break
+    header = ["method", *measures, "p50 ms", "p95 ms", "load s"]
+    rows = []
+    notes = []
+    for name, entry in report_json["methods"].items():
+        metrics = entry.get("metrics") or {}
+        lat = entry.get("latency_ms") or {}
+        rows.append(
+            [
+                name,
+                *[_fmt(metrics.get(m)) for m in measures],
+                _fmt(lat.get("p50"), 1),
+                _fmt(lat.get("p95"), 1),
+                _fmt(entry.get("model_load_s"), 2),
+            ]
+        )
+        if not entry["available"]:
+            notes.append(f"{name}: not available: {entry['error']}")
+        elif entry.get("error"):
+            notes.append(f"{name}: {entry['error']}")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        f"{report_json['dataset']}: {report_json['queries']} queries, first stage "
+        f"{report_json['first_stage']} top {report_json['depth']}",
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        ),
+    ]
+    for r in rows:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+    lines.extend(notes)
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rerank_core.config import load_settings
+    from rerank_core.errors import ConfigError
+    from rerank_core.evaluation import run_evaluation, run_file_names
+    from rerank_core.progress import tqdm_progress
+
+    if bool(args.qrels_db) != bool(args.corpus):
+        raise ConfigError(
+            "--qrels-db and --corpus go together", hint="give both, or neither to use the dataset's qrels"
+        )
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    run_file_names(methods)
+    settings = load_settings(args.config)
+    output = Path(args.output)
+    run_dir = Path(args.run_dir)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the output folders: {exc}", hint="check --output and --run-dir"
+        ) from exc
+    dataset = _load_dataset(args)
+
+    def run(progress):
+        return run_evaluation(
+            dataset,
+            args.first_stage,
+            args.depth,
+            methods,
+            max_queries=args.max_queries,
+            settings=settings,
+            progress=progress,
+        )
+
+    if args.no_progress:
+        report = run(None)
+    else:
+        with tqdm_progress("evaluate") as bar:
+            report = run(bar)
+    data = report.to_json()
+    try:
+        output.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        written = report.write_runs(run_dir)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the results: {exc}", hint="check --output and --run-dir") from exc
+    print(format_table(data), file=sys.stderr)
+    print(
+        f"report: {output}; run files: {', '.join(str(p) for p in written.values()) or 'none'}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code = args.func(args)
+    except RerankError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        from rerank_core.progress import Cancelled
+
+        if isinstance(exc, Cancelled):
+            print("cancelled", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        raise
+    return EXIT_OK if code is None else int(code)

@@ -1,0 +1,489 @@
+"""The evaluation runner shared by the ``evaluate`` command and the benchmark page.
+
+:func:`run_evaluation` runs every judged query (or the first N) through the first stage once and
+hands the SAME top-``depth`` candidates to each reranker, which orders all of them (the full
+permutation goes into its run). A first-stage name among the methods (``bm25``, ``dense``,
+``hybrid``) is evaluated as a retriever over the whole corpus with its own top ``depth``.
+
+Timing, per method: the model load (``model_load_s``) and the per-corpus precomputation
+(``prepare_s``, e.g. document token embeddings for late interaction) happen before any timed query;
+one warm-up query follows and is reported apart (``warmup_ms``); then each query is timed. A
+reranker's ``latency_ms`` is its own scoring time for the candidates (the first stage's time is
+added in ``pipeline_latency_ms``). For a first stage, ``model_load_s`` is its index build time,
+which includes loading an encoder (also given as ``index_build_s``).
+
+A method that cannot run is reported ``available: false`` with the error and what to do; the
+others go on. Per-query values stay on the report (``MethodEvaluation.per_query``) for bootstrap
+intervals and paired tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rerank_core.config import Settings
+from rerank_core.errors import CorpusFormatError, InvalidMethod
+from rerank_core.metrics import (
+    DEFAULT_MEASURES,
+    Qrels,
+    Run,
+    aggregate,
+    evaluate,
+    latency_summary,
+    parse_measure,
+)
+from rerank_core.progress import Cancelled, ProgressFn, report
+from rerank_core.registry import RERANKERS, RETRIEVERS, create_reranker, create_retriever
+from rerank_core.rerankers.base import Reranker
+from rerank_core.retrieval.base import Retriever
+from rerank_core.trec import results_to_run, write_run
+from rerank_core.types import Candidate, Dataset, MethodError, MethodSpec, RerankResult
+
+FIRST_STAGE = "first-stage"
+RERANKER = "reranker"
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, ImportError):
+        missing = getattr(exc, "name", None) or ""
+        if missing.startswith("rerank_core"):
+            return f"its backend module {missing} is not part of this installation. Fix: update Rerank Playground"
+        return f"a package it needs is not installed ({exc}). Fix: pip install -r requirements.txt"
+    return str(MethodError.from_exception(exc))
+
+
+def _summary(values: Sequence[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    s = latency_summary(values)
+    return {"p50": s["p50"], "p95": s["p95"], "mean": s["mean"]}
+
+
+@dataclass
+class MethodEvaluation:
+    """One method's outcome. ``per_query[measure][qid]`` and ``latencies_ms[qid]`` keep every value."""
+
+    name: str
+    kind: str  # FIRST_STAGE or RERANKER
+    available: bool = False
+    error: str | None = None
+    label: str = ""
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict)
+    latencies_ms: dict[str, float] = field(default_factory=dict)
+    pipeline_latencies_ms: dict[str, float] = field(default_factory=dict)
+    model_load_s: float = 0.0
+    prepare_s: float | None = None
+    index_build_s: float | None = None
+    warmup_ms: float | None = None
+    run: Run = field(default_factory=dict)
+    failed_queries: dict[str, str] = field(default_factory=dict)  # qid -> error
+    fallback_queries: dict[str, str] = field(default_factory=dict)  # qid -> error (first-stage order kept)
+
+    @property
+    def metrics(self) -> dict[str, float] | None:
+        """Mean of each measure over the evaluated queries (None when the method did not run)."""
+        if not self.available or not self.per_query:
+            return None
+        return aggregate(self.per_query)
+
+    @property
+    def latency(self) -> dict[str, float] | None:
+        """p50, p95, p99 and mean of the timed queries (warm-up and failed queries excluded)."""
+        return latency_summary(self.latencies_ms.values()) if self.latencies_ms else None
+
+    def values(self, measure: str, query_ids: Sequence[str]) -> np.ndarray:
+        """Per-query values of ``measure`` in the order of ``query_ids`` (for paired statistics)."""
+        per = self.per_query[str(parse_measure(measure))]
+        return np.array([per[q] for q in query_ids], dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "available": self.available,
+            "error": self.error,
+            "metrics": self.metrics,
+            "latency_ms": _summary(list(self.latencies_ms.values())) if self.available else None,
+            "model_load_s": float(self.model_load_s),
+            "kind": self.kind,
+            "label": self.label,
+            "warmup_ms": self.warmup_ms,
+        }
+        if self.kind == RERANKER:
+            out["prepare_s"] = self.prepare_s
+            out["pipeline_latency_ms"] = (
+                _summary(list(self.pipeline_latencies_ms.values())) if self.available else None
+            )
+        else:
+            out["index_build_s"] = self.index_build_s
+        if self.failed_queries:
+            out["failed_queries"] = len(self.failed_queries)
+        if self.fallback_queries:
+            out["fallback_queries"] = len(self.fallback_queries)
+        return out
+
+
+@dataclass
+class EvaluationReport:
+    dataset: str
+    query_ids: list[str]
+    depth: int
+    first_stage: str
+    measures: tuple[str, ...]
+    methods: dict[str, MethodEvaluation]
+    qrels: Qrels  # the judgements of the evaluated queries
+    first_stage_build_s: float | None = None
+
+    @property
+    def queries(self) -> int:
+        return len(self.query_ids)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict (see the module docstring for the extra method keys)."""
+        return {
+            "dataset": self.dataset,
+            "queries": self.queries,
+            "depth": self.depth,
+            "first_stage": self.first_stage,
+            "methods": {name: m.to_json() for name, m in self.methods.items()},
+        }
+
+    def dumps(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_json(), indent=indent, allow_nan=False)
+
+    def write_runs(self, run_dir: str | Path) -> dict[str, Path]:
+        """One TREC run file per available method, ``<run_dir>/<run_file_name(method)>.run``."""
+        names = run_file_names(list(self.methods))
+        out: dict[str, Path] = {}
+        for name, m in self.methods.items():
+            if m.available:
+                out[name] = write_run(Path(run_dir) / f"{names[name]}.run", m.run, run_name=names[name])
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# run-file names
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def run_file_name(method: str) -> str:
+    """A file-system-safe name for a method: ``:`` becomes ``__``, ``/`` (and ``\\``) ``--``, any
+    other character outside ``A-Z a-z 0-9 . _ -`` becomes ``_``.
+
+    ``cross-encoder:BAAI/bge-reranker-v2-m3`` -> ``cross-encoder__BAAI--bge-reranker-v2-m3``.
+    """
+    name = method.strip().replace(":", "__").replace("/", "--").replace("\\", "--")
+    name = _UNSAFE.sub("_", name).lstrip(".")
+    return name or "method"
+
+
+def run_file_names(methods: Sequence[str]) -> dict[str, str]:
+    """Run-file names for several methods; two methods that would share a file are an error."""
+    out: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for m in methods:
+        name = run_file_name(m)
+        if name in seen and seen[name] != m:
+            raise InvalidMethod(
+                f"methods {seen[name]!r} and {m!r} would write the same run file {name}.run",
+                hint="rename one of the model folders",
+            )
+        seen[name] = m
+        out[m] = name
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the runner
+
+
+class _Steps:
+    """Turns the phases of an evaluation into one progress bar."""
+
+    def __init__(self, progress: ProgressFn | None, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+
+    def step(self, message: str) -> None:
+        self.done += 1
+        report(self.progress, min(self.done, self.total), self.total, message)
+
+    def note(self, message: str) -> None:
+        report(self.progress, min(self.done, self.total), self.total, message)
+
+    def sub(self, prefix: str) -> ProgressFn:
+        def inner(done: int, total: int, message: str = "") -> None:
+            detail = f" {done}/{total}" if total else ""
+            self.note(f"{prefix}{detail}{': ' + message if message else ''}")
+
+        return inner
+
+
+def _check_methods(first_stage: str, methods: Sequence[str], depth: int) -> list[str]:
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise InvalidMethod(
+            f"depth must be a positive integer, got {depth!r}", hint="for example --depth 100"
+        )
+    fs = MethodSpec.parse(first_stage)
+    if fs.name not in RETRIEVERS:
+        raise InvalidMethod(
+            f"unknown first stage {first_stage!r}", hint=f"choose one of: {', '.join(sorted(RETRIEVERS))}"
+        )
+    clean = [m.strip() for m in methods if m and m.strip()]
+    if not clean:
+        raise InvalidMethod(
+            "no methods to evaluate", hint="give at least one, for example bm25,cross-encoder"
+        )
+    seen: set[str] = set()
+    for m in clean:
+        if m in seen:
+            raise InvalidMethod(f"method {m!r} is listed twice", hint="list each method once")
+        seen.add(m)
+        spec = MethodSpec.parse(m)
+        if spec.name not in RETRIEVERS and spec.name not in RERANKERS:
+            known = sorted(set(RETRIEVERS) | set(RERANKERS))
+            raise InvalidMethod(f"unknown method {m!r}", hint=f"choose from: {', '.join(known)}")
+    run_file_names(clean)
+    return clean
+
+
+def _is_retriever(method: str) -> bool:
+    return MethodSpec.parse(method).name in RETRIEVERS
+
+
+def _get_retriever(
+    name: str,
+    dataset: Dataset,
+    settings: Settings | None,
+    cache: Mapping[str, Retriever] | None,
+    steps: _Steps,
+) -> tuple[Retriever, bool]:
+    cached = (cache or {}).get(name)
+    if (
+        cached is not None
+        and cached.corpus is not None
+        and cached.corpus.fingerprint == dataset.corpus.fingerprint
+    ):
+        return cached, True
+    retriever = create_retriever(name, settings)
+    retriever.build(dataset.corpus, steps.sub(f"{name}: building the index"))
+    return retriever, False
+
+
+def _get_reranker(name: str, settings: Settings | None, cache: Mapping[str, Reranker] | None) -> Reranker:
+    cached = (cache or {}).get(name)
+    return cached if cached is not None else create_reranker(name, settings)
+
+
+def _finish(m: MethodEvaluation, qrels: Qrels, measures: Sequence[str], n_queries: int) -> None:
+    """Metrics from the run, and the error summary for partly failed methods."""
+    bad = len(m.failed_queries) + len(m.fallback_queries)
+    if n_queries and bad >= n_queries:
+        m.available = False
+        first = next(iter({**m.failed_queries, **m.fallback_queries}.values()))
+        m.error = f"every query failed: {first}"
+        m.per_query = {}
+        m.latencies_ms = {}
+        m.pipeline_latencies_ms = {}
+        return
+    m.per_query = evaluate(m.run, qrels, measures)
+    parts = []
+    if m.failed_queries:
+        first = next(iter(m.failed_queries.values()))
+        parts.append(
+            f"{len(m.failed_queries)} of {n_queries} queries failed and score 0 (first error: {first})"
+        )
+    if m.fallback_queries:
+        first = next(iter(m.fallback_queries.values()))
+        parts.append(
+            f"{len(m.fallback_queries)} of {n_queries} queries kept the first-stage order after an error "
+            f"(first error: {first})"
+        )
+    m.error = "; ".join(parts) or None
+
+
+def _evaluate_retriever(
+    name: str,
+    dataset: Dataset,
+    query_ids: Sequence[str],
+    depth: int,
+    settings: Settings | None,
+    cache: Mapping[str, Retriever] | None,
+    steps: _Steps,
+) -> tuple[MethodEvaluation, Retriever | None, dict[str, tuple[list[Candidate], float]]]:
+    """Build (or reuse) a retriever and run the queries; also returns the candidates per query."""
+    m = MethodEvaluation(name=name, kind=FIRST_STAGE, label=name)
+    candidates: dict[str, tuple[list[Candidate], float]] = {}
+    try:
+        retriever, was_cached = _get_retriever(name, dataset, settings, cache, steps)
+    except Cancelled:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported in the method's entry
+        m.error = _error_text(exc)
+        steps.step(f"{name}: unavailable")
+        for _ in query_ids:
+            steps.step(f"{name}: unavailable")
+        return m, None, candidates
+    m.label = retriever.label
+    m.index_build_s = retriever.build_s
+    m.model_load_s = retriever.build_s
+    m.available = True
+    try:
+        warm_query = next((dataset.queries[q] for q in query_ids if dataset.queries[q].strip()), "")
+        _, warm = retriever.candidates(warm_query, depth)
+        m.warmup_ms = warm.latency_ms
+    except Cancelled:
+        raise
+    except Exception:  # noqa: BLE001 - the timed queries report failures
+        m.warmup_ms = None
+    steps.step(f"{name}: index ready{' (cached)' if was_cached else ''}")
+    results: dict[str, RerankResult] = {}
+    for i, qid in enumerate(query_ids, start=1):
+        try:
+            cands, res = retriever.candidates(dataset.queries[qid], depth)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failed query must not stop the others
+            m.failed_queries[qid] = _error_text(exc)
+            candidates[qid] = ([], 0.0)
+            results[qid] = RerankResult(method=name, scale=retriever.scale)
+        else:
+            candidates[qid] = (cands, res.latency_ms)
+            results[qid] = res
+            m.latencies_ms[qid] = res.latency_ms
+        steps.step(f"{name}: query {i}/{len(query_ids)}")
+    m.run = results_to_run(results)
+    return m, retriever, candidates
+
+
+def _evaluate_reranker(
+    name: str,
+    dataset: Dataset,
+    query_ids: Sequence[str],
+    candidates: Mapping[str, tuple[list[Candidate], float]],
+    settings: Settings | None,
+    cache: Mapping[str, Reranker] | None,
+    steps: _Steps,
+) -> MethodEvaluation:
+    m = MethodEvaluation(name=name, kind=RERANKER, label=name)
+    try:
+        reranker = _get_reranker(name, settings, cache)
+        m.label = reranker.label
+        steps.note(f"{name}: loading the model")
+        m.model_load_s = reranker.load()
+        m.label = reranker.label
+        steps.note(f"{name}: preparing the corpus")
+        t0 = time.perf_counter()
+        reranker.prepare(dataset.corpus, steps.sub(f"{name}: preparing the corpus"))
+        m.prepare_s = time.perf_counter() - t0
+    except Cancelled:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported in the method's entry
+        m.error = _error_text(exc)
+        for _ in range(len(query_ids) + 1):
+            steps.step(f"{name}: unavailable")
+        return m
+    m.available = True
+    warm_qid = next((q for q in query_ids if candidates[q][0]), None)
+    if warm_qid is not None:
+        warm = reranker.rerank(dataset.queries[warm_qid], candidates[warm_qid][0])
+        m.warmup_ms = warm.latency_ms if warm.ok else None
+    steps.step(f"{name}: model ready")
+    results: dict[str, RerankResult] = {}
+    for i, qid in enumerate(query_ids, start=1):
+        cands, fs_ms = candidates[qid]
+        res = reranker.rerank(dataset.queries[qid], cands)
+        if res.error is not None and res.fallback:
+            m.fallback_queries[qid] = str(res.error)
+        elif res.error is not None:
+            m.failed_queries[qid] = str(res.error)
+        else:
+            m.latencies_ms[qid] = res.latency_ms
+            m.pipeline_latencies_ms[qid] = fs_ms + res.latency_ms
+        results[qid] = res
+        steps.step(f"{name}: query {i}/{len(query_ids)}")
+    m.run = results_to_run(results)
+    return m
+
+
+def run_evaluation(
+    dataset: Dataset,
+    first_stage: str,
+    depth: int,
+    methods: list[str],
+    *,
+    max_queries: int | None = None,
+    settings: Settings | None = None,
+    progress: ProgressFn | None = None,
+    retrievers: Mapping[str, Retriever] | None = None,
+    rerankers: Mapping[str, Reranker] | None = None,
+    measures: Sequence[str] = DEFAULT_MEASURES,
+) -> EvaluationReport:
+    """Evaluate ``methods`` on the judged queries of ``dataset`` (the first ``max_queries``).
+
+    ``retrievers`` / ``rerankers`` are prebuilt objects keyed by method name (a retriever is reused
+    only if it was built on this corpus); they are used, never modified. Raises
+    :class:`InvalidMethod` for unknown names and :class:`CorpusFormatError` when nothing is judged;
+    a method that fails is reported in its entry instead. ``progress`` may raise ``Cancelled``.
+    """
+    methods = _check_methods(first_stage, methods, depth)
+    measures = tuple(str(parse_measure(x)) for x in measures)
+    if max_queries is not None and max_queries < 1:
+        raise InvalidMethod(
+            f"max_queries must be >= 1, got {max_queries}", hint="omit it to use every judged query"
+        )
+    query_ids = dataset.judged_query_ids
+    if not query_ids:
+        raise CorpusFormatError(
+            f"dataset {dataset.name!r} has no query with relevance judgements",
+            hint="check that the qrels' query ids match the queries file, or label some results first",
+        )
+    if max_queries is not None:
+        query_ids = query_ids[:max_queries]
+    qrels: Qrels = {q: dict(dataset.qrels[q]) for q in query_ids}
+    n = len(query_ids)
+    phases = 1 + sum(1 for m in methods if m != first_stage)
+    steps = _Steps(progress, phases * (n + 1))
+
+    fs_eval, _, candidates = _evaluate_retriever(
+        first_stage, dataset, query_ids, depth, settings, retrievers, steps
+    )
+    if fs_eval.available:
+        _finish(fs_eval, qrels, measures, n)
+
+    out: dict[str, MethodEvaluation] = {}
+    for name in methods:
+        if name == first_stage:
+            m = fs_eval
+        elif _is_retriever(name):
+            m, _, _ = _evaluate_retriever(name, dataset, query_ids, depth, settings, retrievers, steps)
+            if m.available:
+                _finish(m, qrels, measures, n)
+        elif fs_eval.index_build_s is None:  # the first stage could not be built
+            m = MethodEvaluation(name=name, kind=RERANKER, label=name)
+            m.error = f"no candidates: the first stage {first_stage!r} is unavailable ({fs_eval.error})"
+            for _ in range(n + 1):
+                steps.step(f"{name}: skipped")
+        else:
+            m = _evaluate_reranker(name, dataset, query_ids, candidates, settings, rerankers, steps)
+            if m.available:
+                _finish(m, qrels, measures, n)
+        out[name] = m
+    return EvaluationReport(
+        dataset=dataset.name,
+        query_ids=list(query_ids),
+        depth=depth,
+        first_stage=first_stage,
+        measures=measures,
+        methods=out,
+        qrels=qrels,
+        first_stage_build_s=fs_eval.index_build_s,
+    )
