@@ -199,9 +199,9 @@ def test_example_queries_are_ones_where_bm25_puts_a_non_answer_first(corpus, que
     top = _bm25_top(corpus, [q for q in queries if q["_id"] in EXAMPLE_QUERY_IDS], k=10)
     firsts = {qid: (ranking[0], qrels[qid].get(ranking[0])) for qid, ranking in top.items()}
     assert all(grade is not None and grade < 3 for _doc, grade in firsts.values()), firsts
-    # on the first example the injected advert is among BM25's top three
+    # on the compound-interest example the injected advert is among BM25's top three
     injected = next(d["_id"] for d in corpus if INJECTION in d["text"])
-    assert injected in top[EXAMPLE_QUERY_IDS[0]][:3]
+    assert injected in top["q09"][:3]
 
 
 @pytest.mark.slow
