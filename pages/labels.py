@@ -1,0 +1,298 @@
+"""Labels page: grade results by hand, see what is labelled, import and export judgements, the shadow log.
+
+Labels live in the judgement store (a SQLite file in the data directory by default, or the database
+of RERANK_DB_URL), under a corpus id: the corpus name (plus its chunking when chunked). The command
+line (``python -m rerank_core labels ...``, ``evaluate --qrels-db``) reads the same store with the
+same id.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import streamlit as st
+
+from rerank_core.errors import RerankError
+from rerank_core.judgements import HAND_GRADES, shadow_log_csv
+from ui import labelling, render, resources
+from ui.corpus_state import active_corpus
+from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES
+
+SHADOW_ROWS = 500
+
+render.inject_css()
+st.title("Labels")
+
+try:
+    settings = resources.session_settings()
+    store = labelling.open_store(settings)
+except RerankError as exc:
+    st.error(f"The judgement store cannot be opened: {render.md_escape(exc.message)}")
+    if exc.hint:
+        st.caption(f"Fix: {render.md_escape(exc.hint)}")
+    st.stop()
+
+judge = labelling.render_judge_input()
+active = active_corpus()
+active_id = labelling.active_corpus_id(active) if active is not None else None
+
+known = store.corpora()
+choices = ([active_id] if active_id else []) + [c for c in known if c != active_id]
+if not choices:
+    st.info("No corpus is loaded and the store holds no labels yet.", icon=":material/info:")
+    st.page_link("pages/corpus.py", label="Load a corpus", icon=":material/upload_file:")
+    st.stop()
+corpus_id = st.selectbox(
+    "Labels of corpus",
+    choices,
+    key="lbl_corpus_id",
+    format_func=lambda c: f"{c} (the corpus in use)" if c == active_id else c,
+    help="The id the labels are stored under. The command line's --corpus takes the same id.",
+)
+st.caption(
+    f"Store: `{render.md_escape(store.url)}` · judge **{render.md_escape(judge)}** (change it in the sidebar) · "
+    f"corpus id `{render.md_escape(corpus_id)}`"
+)
+labelling.show_notice()
+labelling.render_undo(store, corpus_id, judge)
+
+tab_label, tab_table, tab_io, tab_shadow = st.tabs(
+    ["Label a query", "Labelled queries", "Import / export", "Shadow log"]
+)
+
+# -- label a query -----------------------------------------------------------------------------------------
+with tab_label:
+    if active is None or corpus_id != active_id:
+        st.info("Grading works on the corpus in use; pick it above to label its results.")
+    else:
+        st.caption(
+            "Type a query, grade the first stage's results, and watch the metrics move. The Compare page "
+            "grades reranked columns the same way; a grade is stored once per query and document."
+        )
+        if "lbl_query" not in st.session_state and active.example_queries:
+            st.session_state["lbl_query"] = active.example_queries[0]
+        c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+        query = c1.text_input("Query", key="lbl_query", placeholder="Type a question and press Enter")
+        first_stage = c2.selectbox(
+            "First stage",
+            FIRST_STAGES,
+            key="lbl_first_stage",
+            format_func=lambda s: FIRST_STAGE_LABELS.get(s, s),
+        )
+        k = int(c3.number_input("Shown", min_value=1, max_value=50, value=10, key="lbl_k"))
+        if query and query.strip():
+            try:
+                with st.spinner(f"Preparing the {FIRST_STAGE_LABELS[first_stage]} index…"):
+                    retriever = resources.get_index(first_stage, active.corpus, settings)
+                candidates, result = retriever.candidates(query.strip(), k)
+            except Exception as exc:  # noqa: BLE001 - shown on the page, never a traceback
+                message, hint = resources.describe_error(exc)
+                st.error(f"The {first_stage} first stage cannot run: {render.md_escape(message)}")
+                if hint:
+                    st.caption(f"Fix: {render.md_escape(hint)}")
+            else:
+                if not candidates:
+                    st.warning("The first stage found nothing for this query.")
+                else:
+                    name = FIRST_STAGE_LABELS[first_stage]
+                    labelling.render_live_metrics(
+                        store, corpus_id, query.strip(), {name: result}, k, judge=judge
+                    )
+                    docs = [labelling.ShownDoc(c.doc_id, c.title, c.text) for c in candidates]
+                    labelling.render_grading_panel(store, corpus_id, query.strip(), docs, "lbl", judge=judge)
+
+# -- labelled queries and judgements ---------------------------------------------------------------------
+with tab_table:
+    judgements = store.judgements(corpus_id)
+    texts = store.queries(corpus_id)
+    if not judgements:
+        st.info("No labels yet for this corpus: grade results, or import qrels in the next tab.")
+    else:
+        per_query: dict[str, dict] = defaultdict(
+            lambda: {"graded": 0, "relevant": 0, "skipped": 0, "judges": set()}
+        )
+        for j in judgements:
+            entry = per_query[j.query_id]
+            entry["judges"].add(j.judge)
+            if j.grade is None:
+                entry["skipped"] += 1
+            else:
+                entry["graded"] += 1
+                entry["relevant"] += j.grade >= 1
+        st.markdown(f"**{len(per_query)} labelled queries**, {len(judgements)} current labels")
+        st.dataframe(
+            [
+                {
+                    "query id": qid,
+                    "query": texts.get(qid, ""),
+                    "graded": e["graded"],
+                    "relevant": e["relevant"],
+                    "skipped": e["skipped"],
+                    "judges": ", ".join(sorted(e["judges"])),
+                }
+                for qid, e in per_query.items()
+            ],
+            hide_index=True,
+            key="lbl_queries_table",
+        )
+        missing_text = [q for q in per_query if q not in texts]
+        if missing_text:
+            st.caption(
+                f"{len(missing_text)} labelled queries have no stored text, so the benchmark cannot run them: "
+                "import their texts with a queries file."
+            )
+        st.markdown("**Judgements**")
+        pick = st.selectbox(
+            "Query",
+            ["(all)", *per_query],
+            key="lbl_filter_query",
+            format_func=lambda q: q if q == "(all)" else f"{q} · {texts.get(q, '')[:80]}",
+        )
+        corpus = active.corpus if active is not None and corpus_id == active_id else None
+        rows = [
+            {
+                "query id": j.query_id,
+                "doc id": j.doc_id,
+                "title": (corpus.get(j.doc_id).title if corpus is not None and j.doc_id in corpus else ""),
+                "judge": j.judge,
+                "grade": j.grade,
+                "meaning": "skipped" if j.grade is None else HAND_GRADES.get(j.grade, "imported grade"),
+                "labelled at (UTC)": j.created_at,
+            }
+            for j in judgements
+            if pick == "(all)" or j.query_id == pick
+        ]
+        st.dataframe(rows, hide_index=True, key="lbl_judgements_table")
+
+# -- import / export -------------------------------------------------------------------------------------
+with tab_io:
+    st.markdown("**Import**")
+    st.caption(
+        "TREC qrels (`qid 0 docid grade`), BEIR qrels TSV (`query-id  corpus-id  score`), a CSV with "
+        "`query_id,doc_id,grade[,judge,created_at]`, or a BEIR dataset .zip (its qrels and query texts). "
+        "A whole import is one step: Undo takes it back."
+    )
+    up = st.file_uploader("Judgements file", key="lbl_import_file")
+    qup = st.file_uploader(
+        "Query texts (optional): BEIR queries.jsonl or `id<TAB>text` lines",
+        key="lbl_import_queries",
+    )
+    i1, i2 = st.columns(2)
+    fmt = i1.selectbox("Format", labelling.IMPORT_FORMATS, key="lbl_import_format")
+    import_judge = i2.text_input(
+        "Judge name for the imported rows",
+        key="lbl_import_judge",
+        placeholder="import (or the CSV's judge column)",
+    )
+    if st.button("Import", icon=":material/upload:", disabled=up is None, key="lbl_import_go"):
+        assert up is not None
+        try:
+            parsed = labelling.parse_judgements_upload(
+                up.name,
+                up.getvalue(),
+                fmt,
+                judge=import_judge.strip() or None,
+                queries_upload=(qup.name, qup.getvalue()) if qup is not None else None,
+            )
+            written = store.import_judgements(corpus_id, parsed.rows, queries=parsed.queries)
+        except labelling.UploadError as exc:
+            st.error(
+                f"**{render.md_escape(exc.where)}**: {render.md_escape(exc.message)} — nothing was imported.",
+                icon=":material/error:",
+            )
+            if exc.hint:
+                st.caption(f"How to fix: {render.md_escape(exc.hint)}")
+        except RerankError as exc:
+            st.error(f"Nothing was imported: {render.md_escape(exc)}", icon=":material/error:")
+        else:
+            st.success(
+                f"Imported {len(parsed.rows)} judgements of {parsed.query_count} queries from "
+                f"{render.md_escape(parsed.file)} ({parsed.fmt}): {written} new or changed, "
+                f"{len(parsed.queries)} query texts."
+            )
+            if parsed.warnings:
+                with st.expander(f"{len(parsed.warnings)} rows skipped or noted"):
+                    st.dataframe({"warning": parsed.warnings}, hide_index=True)
+
+    st.markdown("**Export**")
+    judges = store.judges(corpus_id)
+    export_judge = st.selectbox(
+        "Whose labels",
+        ["(every judge, newest grade wins)", *judges],
+        key="lbl_export_judge",
+    )
+    chosen_judge = None if export_judge.startswith("(") else export_judge
+    safe_id = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in corpus_id)
+    cols = st.columns(len(labelling.EXPORT_FORMATS) + 1)
+    for col, (ext_fmt, title) in zip(cols, labelling.EXPORT_FORMATS.items(), strict=False):
+        with col:
+            try:
+                text = labelling.export_judgements(store, corpus_id, ext_fmt, judge=chosen_judge)
+            except RerankError as exc:
+                st.error(f"{title}: {render.md_escape(exc.message)}")
+                continue
+            suffix = {"trec": "qrels.txt", "beir": "qrels.tsv", "csv": "judgements.csv"}[ext_fmt]
+            st.download_button(
+                title,
+                text,
+                file_name=f"{safe_id}-{suffix}",
+                mime="text/plain",
+                key=f"lbl_export_{ext_fmt}",
+                icon=":material/download:",
+                on_click="ignore",
+            )
+    with cols[-1]:
+        st.download_button(
+            "Query texts (queries.jsonl)",
+            labelling.export_queries(store, corpus_id),
+            file_name=f"{safe_id}-queries.jsonl",
+            mime="application/jsonl",
+            key="lbl_export_queries",
+            icon=":material/download:",
+            on_click="ignore",
+        )
+
+# -- shadow log ------------------------------------------------------------------------------------------
+with tab_shadow:
+    st.caption(
+        "Every query run on the Compare page: each method's latency, model load, availability and top "
+        "results. Useful to see which methods people actually run and how fast they were."
+    )
+    entries = store.shadow_log(corpus_id, limit=SHADOW_ROWS)
+    if not entries:
+        st.info("The shadow log of this corpus is empty: queries run on the Compare page appear here.")
+    else:
+        st.dataframe(
+            [
+                {
+                    "time (UTC)": e["created_at"],
+                    "query": e["query_text"],
+                    "method": e["method"],
+                    "first stage": e["first_stage"],
+                    "depth": e["depth"],
+                    "latency ms": e["latency_ms"],
+                    "load s": e["model_load_s"],
+                    "available": e["available"],
+                    "error": e["error"] or "",
+                    "top": " ".join(t["doc_id"] for t in e["top"][:10]),
+                }
+                for e in entries
+            ],
+            hide_index=True,
+            key="lbl_shadow_table",
+            column_config={
+                "latency ms": st.column_config.NumberColumn(format="%.1f"),
+                "load s": st.column_config.NumberColumn(format="%.2f"),
+            },
+        )
+        st.caption(f"The newest {len(entries)} entries.")
+        everything = list(reversed(store.shadow_log(corpus_id, limit=None)))
+        st.download_button(
+            "Shadow log (CSV)",
+            shadow_log_csv(everything),
+            file_name=f"{safe_id}-shadow-log.csv",
+            mime="text/csv",
+            key="lbl_shadow_csv",
+            icon=":material/download:",
+            on_click="ignore",
+        )
