@@ -67,7 +67,9 @@ def _colbert(request, **options) -> Reranker:
 
 def _flashrank(request, **options) -> Reranker:
     cache_dir, name = request.getfixturevalue("tiny_flashrank_cache")
-    return create_reranker(MethodSpec("flashrank", name), settings_for(request), cache_dir=str(cache_dir), **options)
+    return create_reranker(
+        MethodSpec("flashrank", name), settings_for(request), cache_dir=str(cache_dir), **options
+    )
 
 
 def _late_interaction(request) -> Reranker:

@@ -127,7 +127,12 @@ def write_tokenizer(directory: Path, *, model_max_length: int = 512, extra_words
 
 
 def _bert_config(
-    vocab_size: int, arch: dict[str, int], *, num_labels: int = 1, max_position: int = 512, init_std: float = 0.02
+    vocab_size: int,
+    arch: dict[str, int],
+    *,
+    num_labels: int = 1,
+    max_position: int = 512,
+    init_std: float = 0.02,
 ):
     from transformers import BertConfig
 
@@ -167,9 +172,10 @@ def build_random_cross_encoder(
     init_std: float = 0.02,
     model_max_length: int = 512,
     activation_fn: str | None = IDENTITY_ACTIVATION,
+    num_labels: int = 1,
     extra_words: Iterable[str] = (),
 ) -> Path:
-    """A BERT cross-encoder (one relevance logit) with random weights, loadable by ``CrossEncoder``.
+    """A BERT cross-encoder (``num_labels`` logits, one by default) with random weights, loadable by ``CrossEncoder``.
 
     ``activation_fn`` is stored the way the ms-marco cross-encoders store it (Identity: predict
     returns raw logits); ``None`` leaves it out, and sentence-transformers then applies a sigmoid.
@@ -181,7 +187,7 @@ def build_random_cross_encoder(
     n_vocab = write_tokenizer(directory, model_max_length=model_max_length, extra_words=extra_words)
     _seed(seed)
     arch = {"layers": layers, "hidden": hidden, "heads": heads, "intermediate": intermediate}
-    config = _bert_config(max(vocab_size or 0, n_vocab), arch, init_std=init_std)
+    config = _bert_config(max(vocab_size or 0, n_vocab), arch, init_std=init_std, num_labels=num_labels)
     if activation_fn:
         config.sbert_ce_default_activation_function = activation_fn
     model = BertForSequenceClassification(config).eval()
@@ -189,7 +195,9 @@ def build_random_cross_encoder(
     return directory
 
 
-def build_tiny_cross_encoder(directory: str | Path, *, seed: int = 0, activation_fn: str | None = IDENTITY_ACTIVATION) -> Path:
+def build_tiny_cross_encoder(
+    directory: str | Path, *, seed: int = 0, activation_fn: str | None = IDENTITY_ACTIVATION
+) -> Path:
     """A 2-layer, 32-wide BERT cross-encoder with one logit (a few hundred kB, under a second)."""
     return build_random_cross_encoder(
         directory, **TINY, vocab_size=None, seed=seed, init_std=TINY_INIT_STD, activation_fn=activation_fn
@@ -236,7 +244,9 @@ def build_random_colbert(
 
 def build_tiny_colbert(directory: str | Path, *, dim: int = 16, seed: int = 0) -> Path:
     """A 2-layer, 32-wide ColBERT checkpoint with ``dim``-dimensional token vectors."""
-    return build_random_colbert(directory, **TINY, vocab_size=None, dim=dim, seed=seed, init_std=TINY_INIT_STD)
+    return build_random_colbert(
+        directory, **TINY, vocab_size=None, dim=dim, seed=seed, init_std=TINY_INIT_STD
+    )
 
 
 # -- FlashRank -------------------------------------------------------------------------------------
@@ -281,7 +291,9 @@ def build_random_flashrank(
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).logits
 
     example = (
         torch.ones((2, 8), dtype=torch.long),
@@ -297,16 +309,25 @@ def build_random_flashrank(
             str(folder / onnx_name),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["logits"],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "logits": {0: "batch"}},
+            dynamic_axes={
+                "input_ids": axes,
+                "attention_mask": axes,
+                "token_type_ids": axes,
+                "logits": {0: "batch"},
+            },
             opset_version=17,
             dynamo=False,
         )
     return folder
 
 
-def build_tiny_flashrank(cache_dir: str | Path, model_name: str = "ms-marco-TinyBERT-L-2-v2", *, seed: int = 0) -> Path:
+def build_tiny_flashrank(
+    cache_dir: str | Path, model_name: str = "ms-marco-TinyBERT-L-2-v2", *, seed: int = 0
+) -> Path:
     """A 2-layer, 32-wide one-logit BERT in FlashRank's layout; returns ``<cache_dir>/<model_name>``."""
-    return build_random_flashrank(cache_dir, model_name, **TINY, vocab_size=None, seed=seed, init_std=TINY_INIT_STD)
+    return build_random_flashrank(
+        cache_dir, model_name, **TINY, vocab_size=None, seed=seed, init_std=TINY_INIT_STD
+    )
 
 
 # -- random copies of the real architectures -------------------------------------------------------
@@ -320,15 +341,25 @@ class RandomLike:
 
 
 REAL_MODELS: dict[str, RandomLike] = {
-    "cross-encoder/ms-marco-MiniLM-L-6-v2": RandomLike("cross-encoder", "minilm-l6-h384", "cross-encoder/ms-marco-MiniLM-L-6-v2"),
-    "cross-encoder/ms-marco-MiniLM-L-12-v2": RandomLike("cross-encoder", "minilm-l12-h384", "cross-encoder/ms-marco-MiniLM-L-12-v2"),
-    "ms-marco-TinyBERT-L-2-v2": RandomLike("flashrank", "tinybert-l2-h128", "FlashRank ms-marco-TinyBERT-L-2-v2"),
-    "ms-marco-MiniLM-L-12-v2": RandomLike("flashrank", "minilm-l12-h384", "FlashRank ms-marco-MiniLM-L-12-v2"),
+    "cross-encoder/ms-marco-MiniLM-L-6-v2": RandomLike(
+        "cross-encoder", "minilm-l6-h384", "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    ),
+    "cross-encoder/ms-marco-MiniLM-L-12-v2": RandomLike(
+        "cross-encoder", "minilm-l12-h384", "cross-encoder/ms-marco-MiniLM-L-12-v2"
+    ),
+    "ms-marco-TinyBERT-L-2-v2": RandomLike(
+        "flashrank", "tinybert-l2-h128", "FlashRank ms-marco-TinyBERT-L-2-v2"
+    ),
+    "ms-marco-MiniLM-L-12-v2": RandomLike(
+        "flashrank", "minilm-l12-h384", "FlashRank ms-marco-MiniLM-L-12-v2"
+    ),
     "colbert-ir/colbertv2.0": RandomLike("colbert", "bert-base", "colbert-ir/colbertv2.0"),
 }
 
 
-def build_random_like(model_id: str, directory: str | Path, *, seed: int = 0, extra_words: Iterable[str] = ()) -> Path:
+def build_random_like(
+    model_id: str, directory: str | Path, *, seed: int = 0, extra_words: Iterable[str] = ()
+) -> Path:
     """A random-weight copy of a real model's architecture (see :data:`REAL_MODELS`).
 
     Returns the folder to hand to the reranker as its model: the model folder for a cross-encoder

@@ -100,7 +100,9 @@ class ColbertReranker(Reranker):
                 hint=hint,
             )
         resolved = resolve_model(self.model, self.settings.models_dir, marker=MARKER, hint=hint)
-        os.environ.setdefault("TORCH_EXTENSIONS_DIR", str((Path(self.settings.data_dir) / "torch_extensions").resolve()))
+        os.environ.setdefault(
+            "TORCH_EXTENSIONS_DIR", str((Path(self.settings.data_dir) / "torch_extensions").resolve())
+        )
         index_root = str((Path(self.settings.data_dir) / "ragatouille").resolve())
         with quiet():
             from ragatouille import RAGPretrainedModel
@@ -111,7 +113,9 @@ class ColbertReranker(Reranker):
         notes: list[str] = []
         if self.max_length is not None:
             if self.max_length > limit:
-                notes.append(f"max_length {self.max_length} is more than {self.model} can read; using {limit}.")
+                notes.append(
+                    f"max_length {self.max_length} is more than {self.model} can read; using {limit}."
+                )
             colbert.base_model_max_tokens = min(self.max_length, limit)
         self._notes = tuple(notes)
         self._rag = rag
@@ -141,7 +145,8 @@ class ColbertReranker(Reranker):
         values = map_results(results, texts)
         truncated = [n > doc_limit for n in self.count_tokens(texts)]
         notes = list(self._notes) + list(truncation_note(truncated, doc_limit))
-        query_tokens = len(self._rag.model.inference_ckpt.query_tokenizer.tok(query, add_special_tokens=True)["input_ids"]) + 1
+        query_tok = self._rag.model.inference_ckpt.query_tokenizer.tok
+        query_tokens = len(query_tok(query, add_special_tokens=True)["input_ids"]) + 1  # + the [Q] marker
         if query_tokens > query_limit:
             notes.append(f"the query was cut at {query_limit} tokens.")
         return Scores(values=values, truncated=truncated, notes=tuple(notes))

@@ -58,7 +58,9 @@ class CrossEncoderReranker(Reranker):
 
     @property
     def label(self) -> str:
-        what = {ScoreScale.LOGIT: "raw logits", ScoreScale.PROBABILITY: "probabilities"}.get(self.scale, str(self.scale))
+        what = {ScoreScale.LOGIT: "raw logits", ScoreScale.PROBABILITY: "probabilities"}.get(
+            self.scale, str(self.scale)
+        )
         return f"cross-encoder {self.model} ({what})"
 
     @property
@@ -101,7 +103,9 @@ class CrossEncoderReranker(Reranker):
         notes: list[str] = []
         if positions and model.max_seq_length and model.max_seq_length > positions:
             if self.max_length:
-                notes.append(f"max_length {self.max_length} is more than {self.model} can read; using {positions}.")
+                notes.append(
+                    f"max_length {self.max_length} is more than {self.model} can read; using {positions}."
+                )
             model.max_seq_length = positions
         model.eval()
 
