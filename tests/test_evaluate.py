@@ -168,6 +168,8 @@ def test_rerankers_reorder_all_candidates_of_the_first_stage(dataset):
     # one warm-up call plus one per judged query, each with all 9 candidates
     assert len(scored) == report.queries + 1 and all(len(e[2]) == 9 for e in scored)
     assert [e[0] for e in LengthReranker.log[:2]] == ["load", "prepare"]
+    # the warm-up query is not an evaluated one (an answer cache must not make a timed query a hit)
+    assert scored[0][1] == "mach cone" and scored[0][1] not in {dataset.queries[q] for q in report.query_ids}
     for qid in report.query_ids:
         assert len(ranker.run[qid]) == 9
     assert set(ranker.latencies_ms) == set(report.query_ids)  # the warm-up is not among them
