@@ -27,6 +27,13 @@ from ui.methods import (
 )
 
 MAX_CACHED_QUERIES = 24
+# Precompute per-corpus encodings (late interaction's token store) up to this many units on first use;
+# beyond it candidates are encoded when they first appear (the Corpus page can precompute everything).
+PREPARE_LIMIT = 3000
+LLM_OFFLINE_TIP = (
+    "**Offline?** Enter `smollm2` as the LLM model (Models, top right) to grade passages with the local "
+    "SmolLM2-135M: it shows the LLM path end to end, but it is slow on a CPU and a weak reranker."
+)
 DEFAULT_DEPTH = 50
 DEFAULT_SHOW = 10
 
@@ -87,14 +94,15 @@ if active.example_queries:
 # -- settings ----------------------------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
 with c1:
+    # options are shown as they appear in the URL (a bound widget writes the shown text there)
     first_stage = st.segmented_control(
         "First stage",
         FIRST_STAGES,
         default="bm25",
-        format_func=lambda s: FIRST_STAGE_LABELS.get(s, s),
         key=keys.FIRST_STAGE,
         bind="query-params",
         required=True,
+        help="bm25: lexical · dense: MiniLM bi-encoder · hybrid: reciprocal-rank fusion of both",
     ) or "bm25"
 with c2:
     depth = int(
@@ -123,13 +131,12 @@ with c3:
     )
 show = min(show, depth)
 
-m1, m2 = st.columns([3, 1], vertical_alignment="bottom")
+m1, m2, m3 = st.columns([6, 1, 1], vertical_alignment="bottom")
 with m1:
     chosen = st.multiselect(
         "Methods",
         list(METHODS),
         default=list(DEFAULT_METHODS),
-        format_func=lambda n: METHODS[n].title if n in METHODS else n,
         key=keys.METHODS,
         bind="query-params",
         placeholder="Choose rerankers to compare",
@@ -139,7 +146,7 @@ with m2:
         st.caption("A hub id, a folder under RERANK_MODELS_DIR, or a local path. Empty = the default.")
         models: dict[str, str] = {}
         for name in chosen:
-            default = default_model(name)
+            default = default_model(name, settings)
             models[name] = st.text_input(
                 f"{METHODS[name].title} model",
                 value=default,
@@ -148,6 +155,16 @@ with m2:
                 placeholder="automatic" if not default else default,
                 help=METHODS[name].blurb,
             )
+
+with m3:
+    with st.popover("API keys", icon=":material/key:", width="stretch"):
+        st.caption(
+            "For hosted methods (an OpenAI-compatible LLM, Cohere). Kept in this browser session only: "
+            "never in the URL, the logs or any file. OPENAI_API_KEY / COHERE_API_KEY from the environment "
+            "or Streamlit secrets work too."
+        )
+        st.text_input("OpenAI API key", type="password", key=keys.OPENAI_KEY, persist_state="session")
+        st.text_input("Cohere API key", type="password", key=keys.COHERE_KEY, persist_state="session")
 
 specs = [spec_for(name, models.get(name)) for name in chosen]
 
@@ -264,6 +281,7 @@ def _draw(spec: str, res: RerankResult | None) -> None:
             highlight=highlight,
             colour=colours[spec],
             blurb=info.blurb if info else "",
+            tip=LLM_OFFLINE_TIP if name == "llm" else "",
         )
 
 
@@ -286,7 +304,11 @@ if missing:
                         st.write(f"Loaded {render.md_escape(reranker.method_name)} in {took:.1f} s")
                     except Exception:  # noqa: BLE001 - the rerank call below reports it in the result
                         pass
-                if reranker.loaded and not resources.prepared(reranker, corpus, settings):
+                if (
+                    reranker.loaded
+                    and len(corpus) <= PREPARE_LIMIT
+                    and not resources.prepared(reranker, corpus, settings)
+                ):
                     bar = st.progress(0.0, text=f"{reranker.method_name}: encoding the corpus once")
 
                     def _prep_progress(done: int, total: int, message: str, _bar=bar) -> None:
@@ -336,6 +358,10 @@ with picker:
     )
 
 st.subheader("Latency and agreement", divider="gray")
+st.caption(
+    f"Results for “{render.md_escape(query.strip())}” · {len(candidates)} candidates from "
+    f"{FIRST_STAGE_LABELS[first_stage]} · {len(results)} method(s)"
+)
 left, right = st.columns([3, 2], gap="medium")
 with left:
     chart_names = [first_title]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rerank_core.config import Settings
 from rerank_core.types import MethodSpec
 
 FIRST_STAGES = ("bm25", "dense", "hybrid")
@@ -34,8 +35,8 @@ METHODS: dict[str, MethodInfo] = {
         MethodInfo(
             "llm",
             "LLM",
-            "pointwise 0-10 grades; OpenAI model with a key, else local SmolLM2",
-            "",
+            "pointwise 0-10 grades by an OpenAI-compatible model; 'smollm2' runs a small local model",
+            "gpt-4o-mini",
         ),
         MethodInfo("cohere", "Cohere Rerank", "hosted API, needs COHERE_API_KEY", "rerank-v3.5", local=False),
     )
@@ -45,21 +46,35 @@ DEFAULT_METHODS = ("late-interaction", "cross-encoder", "flashrank", "colbert", 
 SLOW_METHODS = ("llm", "cohere")
 
 
-def default_model(name: str) -> str:
-    """The model a method uses when none is given: the backend's own default, else the documented id."""
+def class_default(name: str) -> str | None:
+    """The backend's own default model, None when it chooses one itself (or cannot be imported)."""
     try:
         from rerank_core.registry import reranker_class
 
-        cls = reranker_class(name)
-    except Exception:  # noqa: BLE001 - a backend that is not installed yet still shows its real default
-        return METHODS[name].fallback_model if name in METHODS else ""
-    return cls.default_model or ""
+        return reranker_class(name).default_model
+    except Exception:  # noqa: BLE001 - a backend that is not installed yet
+        return None
+
+
+def default_model(name: str, settings: Settings | None = None) -> str:
+    """The model shown in a method's box: the backend's default, the configured hosted model, or the
+    documented id when the backend cannot be imported."""
+    settings = settings or Settings()
+    if name == "llm":
+        return settings.openai_model  # the hosted default; "smollm2" runs the local model
+    if name == "cohere":
+        return class_default(name) or settings.cohere_model
+    return class_default(name) or (METHODS[name].fallback_model if name in METHODS else "")
 
 
 def spec_for(name: str, model: str | None) -> str:
-    """``name`` when the model is the default (stable cache keys and short URLs), else ``name:model``."""
+    """``name`` when the backend's own default is meant (stable cache keys, short URLs), else ``name:model``.
+
+    An empty box means the backend's default; for the LLM an empty box lets the backend choose
+    (the configured OpenAI model with a key, else the local SmolLM2).
+    """
     model = (model or "").strip()
-    if not model or model == default_model(name):
+    if not model or model == class_default(name):
         return name
     return str(MethodSpec(name=name, model=model))
 

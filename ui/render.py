@@ -19,7 +19,7 @@ import streamlit as st
 from rerank_core.compare import Comparison, ShownRow, dropouts, shown_rows
 from rerank_core.types import Candidate, RerankResult
 
-SNIPPET_CHARS = 220
+SNIPPET_CHARS = 170
 
 # Colours per order, stable across reruns (first stage is always slate).
 PALETTE = ["#4f46e5", "#0891b2", "#c026d3", "#ea580c", "#16a34a", "#dc2626", "#7c3aed", "#0d9488"]
@@ -209,6 +209,13 @@ _ERROR_TITLES = {
 }
 
 
+def short_reason(message: str, limit: int = 110) -> str:
+    """The gist of an error message for a narrow column (the full text sits in an expander)."""
+    gist = message.split(": looked in", 1)[0]
+    gist = re.split(r"(?<=[.;])\s", gist, maxsplit=1)[0]
+    return snippet(gist, limit)
+
+
 def option_label(cand: Candidate) -> str:
     """A plain-text label for a select box (select boxes show text as text)."""
     title = snippet(cand.title or cand.text, 70)
@@ -230,6 +237,7 @@ def method_column(
     highlight: str | None,
     colour: str,
     blurb: str = "",
+    tip: str = "",
 ) -> None:
     """One method's column: its order, a fallback warning, or why it cannot run and how to fix that."""
     model = _model_of(spec, result)
@@ -251,9 +259,13 @@ def method_column(
         err = result.error
         assert err is not None
         st.html(column_header(ColumnSpec(name=title, label=model or blurb, scale="not run", colour="#cbd5e1")))
-        st.error(f"**{_ERROR_TITLES.get(err.kind, 'Failed')}.** {md_escape(err.message)}", icon=":material/block:")
-        if err.hint:
-            st.caption(f"**How to fix:** {md_escape(err.hint)}")
+        st.error(f"**{_ERROR_TITLES.get(err.kind, 'Failed')}**  \n{md_escape(short_reason(err.message))}", icon=":material/block:")
+        with st.expander("Why, and how to fix"):
+            st.caption(md_escape(err.message))
+            if err.hint:
+                st.caption(f"**How to fix:** {md_escape(err.hint)}")
+            if tip:
+                st.caption(tip)
         return
     if result.fallback and result.error is not None:
         st.warning(
@@ -283,9 +295,14 @@ def method_notices(comparison: Comparison, display: dict[str, str], k: int) -> N
     if unavailable:
         names = ", ".join(md_escape(display.get(r.method, r.method)) for r in unavailable)
         ran = len(comparison.results) - len(unavailable)
+        others = (
+            f"The other {ran} reranked the same {n} candidates."
+            if ran
+            else "The first-stage order is shown on its own."
+        )
         st.info(
-            f"{len(unavailable)} of {len(comparison.results)} methods cannot run on this machine ({names}): "
-            f"their columns say why and how to fix it. The other {ran} ran on the same {n} candidates.",
+            f"{len(unavailable)} of {len(comparison.results)} methods cannot run here ({names}): "
+            f"each column says why and how to fix it. {others}",
             icon=":material/info:",
         )
 

@@ -34,11 +34,11 @@ T = TypeVar("T")
 
 # method -> the settings fields it reads besides the common ones
 _METHOD_SETTINGS = {
-    "llm": ("openai_model", "openai_base_url", "openai_api_key", "request_timeout_s", "max_retries"),
+    "llm": ("data_dir", "openai_model", "openai_base_url", "openai_api_key", "request_timeout_s", "max_retries"),
     "cohere": ("cohere_model", "cohere_base_url", "cohere_api_key", "request_timeout_s", "max_retries"),
-    "flashrank": ("flashrank_cache_dir",),
+    "flashrank": ("flashrank_cache_dir", "data_dir"),
 }
-_COMMON_SETTINGS = ("models_dir", "data_dir", "device")
+_COMMON_SETTINGS = ("models_dir", "device")
 _SECRETS = {"openai_api_key", "cohere_api_key"}
 
 

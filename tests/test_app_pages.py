@@ -1,0 +1,290 @@
+"""The Streamlit pages, run headless with AppTest on the built-in sample corpus and real MiniLM models.
+
+Covered: every page runs; the compare page draws one column per chosen method, a latency chart and
+an agreement table from real BM25 / dense / late-interaction runs; unavailable methods show an error
+with the fix while the others render; changing the number shown reruns no model; a ``<script>``
+passage renders as text; bad uploads (through the real file uploader widget) show what is wrong and
+keep the previous corpus; the sample can be restored; URL parameters set the view.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui import keys
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 240  # first runs load MiniLM and encode the sample corpus on 2 CPU cores
+
+EVIL_TITLE = "<script>window.__pwned = 1</script>Evil title"
+EVIL_TEXT = 'Airfoil lift notes <script>window.__pwned = 2</script> <img src=x onerror="window.__pwned = 3"> **bold?**'
+
+
+def _app(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for name, value in params.items():
+        at.query_params[name] = value
+    return at
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _html_bodies(at: AppTest) -> list[str]:
+    return [h.proto.body for h in at.get("html")]
+
+
+def _column_names(at: AppTest) -> list[str]:
+    names = []
+    for body in _html_bodies(at):
+        names += re.findall(r'<div class="rp-name">(.*?)</div>', body)
+    return names
+
+
+def _results(at: AppTest) -> dict:
+    store = at.session_state[keys.CMP_RESULTS]
+    assert len(store) >= 1
+    return list(store.values())[-1]
+
+
+def _sample_queries() -> list[str]:
+    from rerank_core.sample import example_queries
+
+    return list(example_queries())
+
+
+def _upload(at: AppTest, files: list[tuple[str, bytes, str]]) -> AppTest:
+    at.switch_page("pages/corpus.py").run()
+    _no_exception(at)
+    at.file_uploader(key=keys.CORPUS_UPLOADS).set_value(files)
+    at.run()
+    load = next(b for b in at.button if b.label == "Load files")
+    load.click().run()
+    _no_exception(at)
+    return at
+
+
+# -- every page -----------------------------------------------------------------------------------------
+
+
+def test_every_page_runs_on_the_sample_corpus():
+    at = _app(methods="late-interaction")
+    at.run()
+    _no_exception(at)
+    active = at.session_state[keys.ACTIVE_CORPUS]
+    assert active.is_sample and len(active.corpus) > 0 and active.example_queries
+    # the first example query is filled in, so a first comparison shows without typing
+    assert at.text_input(key=keys.Q).value == _sample_queries()[0]
+    assert len(at.get("plotly_chart")) == 1
+    pages = ["pages/corpus.py"] + [
+        f"pages/{name}" for name in ("benchmark.py", "labels.py") if (ROOT / "pages" / name).exists()
+    ]
+    for page in pages:
+        at.switch_page(page).run()
+        _no_exception(at)
+    at.switch_page("pages/compare.py").run()
+    _no_exception(at)
+
+
+# -- compare page ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_compare_draws_one_column_per_method_chart_and_agreement():
+    query = _sample_queries()[1]
+    at = _app(q=query, methods=["late-interaction"], first_stage="dense", depth="30", k="8")
+    at.run()
+    _no_exception(at)
+    entry = _results(at)
+    candidates, first = entry["first"]
+    assert len(candidates) == min(30, len(at.session_state[keys.ACTIVE_CORPUS].corpus))
+    assert first.method == "dense"
+    (late,) = entry["methods"].values()
+    assert late.ok and late.items, late.error
+    # the method ordered exactly the first stage's candidates, best score first
+    assert sorted(late.ids) == sorted(c.doc_id for c in candidates)
+    scores = [it.score for it in late.items]
+    assert scores == sorted(scores, reverse=True)
+    assert "MaxSim" in str(late.scale)
+
+    assert _column_names(at) == ["Dense (MiniLM) · first stage", "Late interaction"]
+    bodies = "".join(_html_bodies(at))
+    # the shown rows follow the method's order, 8 per column
+    late_body = next(b for b in _html_bodies(at) if "Late interaction" in b)
+    shown = re.findall(r'data-doc="([^"]+)"', late_body)
+    assert shown == late.ids[:8]
+    assert "▲" in bodies or "▼" in bodies or "new ↑" in bodies or 'rp-same' in bodies
+
+    (chart,) = at.get("plotly_chart")
+    spec = json.loads(chart.proto.spec)
+    query_bars, load_bars = spec["data"][0], spec["data"][1]
+    assert query_bars["y"] == ["Dense (MiniLM) · first stage", "Late interaction"]
+    assert all(v > 0 for v in query_bars["x"])
+    assert load_bars["x"][1] == pytest.approx(late.model_load_s)
+
+    table = at.dataframe[0].value
+    assert list(table["Order A"]) == ["Dense (MiniLM) · first stage"]
+    assert 0.0 <= float(table["Overlap@8"][0]) <= 1.0
+    assert -1.0 <= float(table["Kendall τ"][0]) <= 1.0
+
+
+@pytest.mark.slow
+def test_unavailable_methods_show_why_and_the_others_still_render():
+    at = _app(q=_sample_queries()[0], methods=["cross-encoder", "late-interaction", "flashrank", "colbert"])
+    at.run()
+    _no_exception(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 3, errors
+    assert any("ms-marco-MiniLM-L-6-v2" in e.replace("\\", "") for e in errors)
+    fixes = [c.value for c in at.caption if "How to fix" in c.value]
+    assert len(fixes) == 3
+    assert [n for n in _column_names(at)] == [
+        "BM25 · first stage",
+        "Cross-encoder",
+        "Late interaction",
+        "FlashRank",
+        "ColBERT",
+    ]
+    late = next(r for r in _results(at)["methods"].values() if r.method.startswith("late-interaction"))
+    assert late.ok and len(late.items) > 0
+    assert len(at.get("plotly_chart")) == 1
+    assert any("cannot run here" in i.value for i in at.info)
+
+
+@pytest.mark.slow
+def test_changing_the_number_shown_reruns_no_model(monkeypatch):
+    from rerank_core.rerankers.base import Reranker
+    from rerank_core.retrieval.base import Retriever
+
+    calls = {"rerank": 0, "search": 0}
+    real_rerank, real_candidates = Reranker.rerank, Retriever.candidates
+
+    def counting_rerank(self, *a, **kw):
+        calls["rerank"] += 1
+        return real_rerank(self, *a, **kw)
+
+    def counting_candidates(self, *a, **kw):
+        calls["search"] += 1
+        return real_candidates(self, *a, **kw)
+
+    monkeypatch.setattr(Reranker, "rerank", counting_rerank)
+    monkeypatch.setattr(Retriever, "candidates", counting_candidates)
+    at = _app(q=_sample_queries()[0], methods="late-interaction", k="10")
+    at.run()
+    _no_exception(at)
+    assert calls == {"rerank": 1, "search": 1}
+    at.slider(key=keys.SHOW).set_value(4).run()
+    _no_exception(at)
+    assert calls == {"rerank": 1, "search": 1}
+    late_body = next(b for b in _html_bodies(at) if "Late interaction" in b)
+    assert len(re.findall(r'class="rp-row', late_body)) == 4
+    # a new method reranks the very same candidates; the cached one is not run again
+    at.multiselect(key=keys.METHODS).set_value(["late-interaction", "cross-encoder"]).run()
+    _no_exception(at)
+    assert calls == {"rerank": 2, "search": 1}
+
+
+def test_url_parameters_set_the_view():
+    at = _app(q="wing flutter", first_stage="bm25", depth="20", k="5", methods=["cross-encoder"])
+    at.run()
+    _no_exception(at)
+    assert at.text_input(key=keys.Q).value == "wing flutter"
+    assert at.number_input(key=keys.DEPTH).value == 20
+    assert at.slider(key=keys.SHOW).value == 5
+    assert at.multiselect(key=keys.METHODS).value == ["cross-encoder"]
+    # API keys are password fields kept in the session, never bound to the URL
+    at.text_input(key=keys.OPENAI_KEY).input("sk-test-not-a-real-key").run()
+    assert all("sk-test" not in str(v) for v in at.query_params.values())
+    assert at.text_input(key=keys.OPENAI_KEY).proto.type == 1  # PASSWORD
+
+
+# -- untrusted text -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_script_passage_renders_as_text_everywhere():
+    docs = [
+        {"_id": "evil", "title": EVIL_TITLE, "text": EVIL_TEXT},
+        {"_id": "plain", "title": "Plain", "text": "Airfoil drag notes and lift curves"},
+        {"_id": "other", "title": "Other", "text": "Boundary layer transition on a flat plate"},
+    ]
+    data = "\n".join(json.dumps(d) for d in docs).encode()
+    at = _upload(_app(methods="late-interaction"), [("evil<b>.jsonl", data, "application/json")])
+    active = at.session_state[keys.ACTIVE_CORPUS]
+    assert not active.is_sample and "evil" in active.corpus
+    # corpus page: text is shown through data frames (data, not markup)
+    preview = at.dataframe[0].value
+    assert EVIL_TEXT in "".join(preview["text"]) or "<script>" in "".join(preview["text"])
+    at.switch_page("pages/compare.py").run()
+    at.text_input(key=keys.Q).set_value("airfoil lift notes").run()
+    _no_exception(at)
+    bodies = _html_bodies(at)
+    joined = "".join(bodies)
+    assert "&lt;script&gt;window.__pwned = 2&lt;/script&gt;" in joined
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;Evil title" in joined
+    assert "&lt;img src=x onerror=&quot;window.__pwned = 3&quot;&gt;" in joined
+    for body in bodies:
+        assert "<script" not in body and "<img" not in body
+    # nothing that allows HTML carries the user's text, and Markdown never sees it unescaped
+    for md in at.markdown:
+        if md.proto.allow_html:
+            assert "pwned" not in md.value
+        assert "<script" not in md.value
+    # the selectbox shows labels as plain text
+    options = at.selectbox(key=keys.CMP_HIGHLIGHT).options
+    assert any("<script>" in o for o in options)
+
+
+# -- uploads --------------------------------------------------------------------------------------------
+
+BAD_FILES = {
+    "non-UTF-8 CSV": ("prices.csv", "id,text\n1,Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e\n".encode("cp1252"), "is not valid UTF-8"),
+    "empty file": ("empty.jsonl", b"", "is empty"),
+    "binary renamed .txt": ("photo.txt", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "binary"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_upload_shows_the_problem_and_keeps_the_corpus(case):
+    name, data, expected = BAD_FILES[case]
+    at = _app(methods="late-interaction")
+    at.run()
+    before = at.session_state[keys.ACTIVE_CORPUS]
+    _upload(at, [(name, data, "application/octet-stream")])
+    after = at.session_state[keys.ACTIVE_CORPUS]
+    assert after is before and after.is_sample
+    text = " ".join(e.value for e in at.error).replace("\\", "")
+    assert "Nothing was loaded" in text
+    problems = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert name in problems and expected in problems
+    assert any("How to fix" in c.value for c in at.caption)
+    # the previous corpus is still what the compare page uses
+    at.switch_page("pages/compare.py").run()
+    _no_exception(at)
+    assert at.session_state[keys.ACTIVE_CORPUS] is before
+
+
+def test_good_csv_upload_with_column_choice_then_back_to_sample():
+    csv_bytes = b"doc,heading,body\nA1,Lift,Lift grows with the angle of attack\nA2,Drag,Drag rises near Mach one\n"
+    at = _app(methods="late-interaction")
+    at.switch_page("pages/corpus.py").run()
+    at.file_uploader(key=keys.CORPUS_UPLOADS).set_value([("notes.csv", csv_bytes, "text/csv")])
+    at.run()
+    at.selectbox(key=keys.CORPUS_CSV_PREFIX + "text").select("body")
+    at.selectbox(key=keys.CORPUS_CSV_PREFIX + "id").select("doc")
+    at.selectbox(key=keys.CORPUS_CSV_PREFIX + "title").select("heading").run()
+    next(b for b in at.button if b.label == "Load files").click().run()
+    _no_exception(at)
+    active = at.session_state[keys.ACTIVE_CORPUS]
+    assert not active.is_sample and active.corpus.ids == ["A1", "A2"]
+    assert active.corpus.get("A2").title == "Drag"
+    next(b for b in at.button if b.label == "Use the sample corpus").click().run()
+    _no_exception(at)
+    assert at.session_state[keys.ACTIVE_CORPUS].is_sample
