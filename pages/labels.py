@@ -20,6 +20,78 @@ from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES
 
 SHADOW_ROWS = 500
 
+IMPORT_OUTCOME = "lbl_import_outcome"  # (kind, message, hint, warnings) of the last import
+LAST_IMPORT = "lbl_last_import"  # (corpus id, {judge: action id}) of the last import of this session
+
+
+def _newest_actions(corpus_id: str, judges: set[str]) -> dict[str, str]:
+    """Each judge's newest active action id (what an undo by that judge would take back)."""
+    out = {}
+    for judge_name in judges:
+        active_rows = [r for r in store.history(corpus_id, judge=judge_name) if r["active"]]
+        if active_rows:
+            out[judge_name] = active_rows[-1]["action"]
+    return out
+
+
+def _undo_import() -> None:
+    """Take back the last import of this session, for every judge it wrote, if nothing came after it."""
+    corpus_id, actions = st.session_state.pop(LAST_IMPORT, (None, {}))
+    if corpus_id is None:
+        return
+    if _newest_actions(corpus_id, set(actions)) != actions:
+        st.session_state[labelling.NOTICE_KEY] = (
+            "warning",
+            "The import was not undone: labels were added after it. Use Undo per judge instead.",
+        )
+        return
+    rows = 0
+    for judge_name in actions:
+        done = store.undo(corpus_id, judge=judge_name)
+        rows += done.rows if done is not None else 0
+    st.session_state[labelling.NOTICE_KEY] = ("success", f"Undid the import ({rows} labels).")
+
+
+def _import(corpus_id: str) -> None:
+    """Read the uploaded file completely, then write it as one undoable import (or nothing)."""
+    up = st.session_state.get("lbl_import_file")
+    qup = st.session_state.get("lbl_import_queries")
+    if up is None:
+        return
+    judge_name = (st.session_state.get("lbl_import_judge") or "").strip() or None
+    try:
+        parsed = labelling.parse_judgements_upload(
+            up.name,
+            up.getvalue(),
+            st.session_state.get("lbl_import_format") or "auto",
+            judge=judge_name,
+            queries_upload=(qup.name, qup.getvalue()) if qup is not None else None,
+        )
+        written = store.import_judgements(corpus_id, parsed.rows, queries=parsed.queries)
+    except labelling.UploadError as exc:
+        message = (
+            f"**{render.md_escape(exc.where)}**: {render.md_escape(exc.message)} — nothing was imported."
+        )
+        st.session_state[IMPORT_OUTCOME] = ("error", message, exc.hint, [])
+    except RerankError as exc:
+        st.session_state[IMPORT_OUTCOME] = (
+            "error",
+            f"Nothing was imported: {render.md_escape(exc)}",
+            None,
+            [],
+        )
+    else:
+        message = (
+            f"Imported {len(parsed.rows)} judgements of {parsed.query_count} queries from "
+            f"{render.md_escape(parsed.file)} ({parsed.fmt}): {written} new or changed, "
+            f"{len(parsed.queries)} query texts."
+        )
+        st.session_state[IMPORT_OUTCOME] = ("success", message, None, parsed.warnings)
+        if written:
+            judges = {str(r[3]) for r in parsed.rows}
+            st.session_state[LAST_IMPORT] = (corpus_id, _newest_actions(corpus_id, judges))
+
+
 render.inject_css()
 st.title("Labels")
 
@@ -170,7 +242,7 @@ with tab_io:
     st.caption(
         "TREC qrels (`qid 0 docid grade`), BEIR qrels TSV (`query-id  corpus-id  score`), a CSV with "
         "`query_id,doc_id,grade[,judge,created_at]`, or a BEIR dataset .zip (its qrels and query texts). "
-        "A whole import is one step: Undo takes it back."
+        "A whole import is one step that *Undo the last import* takes back."
     )
     up = st.file_uploader("Judgements file", key="lbl_import_file")
     qup = st.file_uploader(
@@ -178,41 +250,40 @@ with tab_io:
         key="lbl_import_queries",
     )
     i1, i2 = st.columns(2)
-    fmt = i1.selectbox("Format", labelling.IMPORT_FORMATS, key="lbl_import_format")
-    import_judge = i2.text_input(
+    i1.selectbox("Format", labelling.IMPORT_FORMATS, key="lbl_import_format")
+    i2.text_input(
         "Judge name for the imported rows",
         key="lbl_import_judge",
         placeholder="import (or the CSV's judge column)",
     )
-    if st.button("Import", icon=":material/upload:", disabled=up is None, key="lbl_import_go"):
-        assert up is not None
-        try:
-            parsed = labelling.parse_judgements_upload(
-                up.name,
-                up.getvalue(),
-                fmt,
-                judge=import_judge.strip() or None,
-                queries_upload=(qup.name, qup.getvalue()) if qup is not None else None,
-            )
-            written = store.import_judgements(corpus_id, parsed.rows, queries=parsed.queries)
-        except labelling.UploadError as exc:
-            st.error(
-                f"**{render.md_escape(exc.where)}**: {render.md_escape(exc.message)} — nothing was imported.",
-                icon=":material/error:",
-            )
-            if exc.hint:
-                st.caption(f"How to fix: {render.md_escape(exc.hint)}")
-        except RerankError as exc:
-            st.error(f"Nothing was imported: {render.md_escape(exc)}", icon=":material/error:")
+    st.button(
+        "Import",
+        icon=":material/upload:",
+        disabled=up is None,
+        key="lbl_import_go",
+        on_click=_import,  # runs before the page draws, so every table below already shows the import
+        args=(corpus_id,),
+    )
+    outcome = st.session_state.pop(IMPORT_OUTCOME, None)
+    if outcome is not None:
+        kind, message, hint, warnings = outcome
+        if kind == "error":
+            st.error(message, icon=":material/error:")
+            if hint:
+                st.caption(f"How to fix: {render.md_escape(hint)}")
         else:
-            st.success(
-                f"Imported {len(parsed.rows)} judgements of {parsed.query_count} queries from "
-                f"{render.md_escape(parsed.file)} ({parsed.fmt}): {written} new or changed, "
-                f"{len(parsed.queries)} query texts."
-            )
-            if parsed.warnings:
-                with st.expander(f"{len(parsed.warnings)} rows skipped or noted"):
-                    st.dataframe({"warning": parsed.warnings}, hide_index=True)
+            st.success(message)
+            if warnings:
+                with st.expander(f"{len(warnings)} rows skipped or noted"):
+                    st.dataframe({"warning": warnings}, hide_index=True)
+    if st.session_state.get(LAST_IMPORT, (None,))[0] == corpus_id:
+        st.button(
+            "Undo the last import",
+            icon=":material/undo:",
+            key="lbl_undo_import",
+            on_click=_undo_import,
+            help="Takes back every label of your last import here, unless labels were added after it.",
+        )
 
     st.markdown("**Export**")
     judges = store.judges(corpus_id)
