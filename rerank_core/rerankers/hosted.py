@@ -188,7 +188,7 @@ def call_with_retries(
     ``status`` for an HTTP error or a connection failure. A :class:`RerankError` raised by ``fn``
     itself passes through untouched (it is not an HTTP failure).
     """
-    secrets = tuple(s for s in secrets if s)
+    kept: tuple[str, ...] = tuple(s for s in secrets if s)
     stats = stats if stats is not None else RetryStats()
     max_retries = max(0, int(max_retries))
     attempt = 0
@@ -206,7 +206,7 @@ def call_with_retries(
             tries = attempt + 1
             if not retryable or attempt >= max_retries:
                 raise _as_error(
-                    exc, status, timed_out, connection, tries, what, timeout_s, secrets, key_hint
+                    exc, status, timed_out, connection, tries, what, timeout_s, kept, key_hint
                 ) from None
             delay = backoff_base_s * (2**attempt)
             delay = min(max_backoff_s, delay / 2 + random.uniform(0.0, delay / 2))

@@ -248,9 +248,14 @@ def _load_model(folder: Path, gguf: str | None, requested: str) -> _LoadedModel:
 
 
 def _single_token_ids(tokenizer: Any, words: Sequence[str]) -> list[int]:
+    """Token ids that spell one of ``words`` on their own (never the unknown or a special token)."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
     ids: list[int] = []
     for w in words:
         enc = tokenizer.encode(w, add_special_tokens=False)
-        if len(enc) == 1 and enc[0] not in ids:
-            ids.append(enc[0])
+        if len(enc) != 1 or enc[0] in ids or enc[0] in special:
+            continue
+        if tokenizer.decode(enc).strip().lower() != w.strip().lower():
+            continue
+        ids.append(enc[0])
     return ids
