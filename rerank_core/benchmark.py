@@ -418,6 +418,7 @@ def run_benchmark(
                 usable, scores[name], rep.qrels, levels, k=SWEEP_K, corpus_size=corpus_size
             )
             bench.sweeps[name] = points
+            bench.sweep_depths = [p.depth for p in points]  # capped at the longest candidate list
             bench.knees[name] = find_knee([p.depth for p in points], [p.value for p in points])
             if len(usable) < len(fs_ranking):
                 bench.sweep_notes[name] = (

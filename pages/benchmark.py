@@ -1,0 +1,416 @@
+"""Benchmark page: does reranking pay on this corpus? Metrics with intervals, latency, a depth sweep,
+a verdict and an adaptive policy, on labelled queries or a dataset's qrels.
+
+The table comes from ``rerank_core.evaluation.run_evaluation``, the code behind
+``python -m rerank_core evaluate``, so the same settings give the same figures. Results stay in the
+session: changing a widget redraws, and only the Run button runs models again.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from rerank_core.analysis import (
+    ALREADY_GOOD_RECALL_AT_3,
+    DEFAULT_DEPTHS,
+    FIX_RETRIEVAL_RECALL_AT_50,
+    KNEE_TOLERANCE,
+    MIN_USEFUL_LIFT,
+)
+from rerank_core.benchmark import KEY_MEASURE, labelled_dataset, qrels_coverage, run_benchmark
+from rerank_core.errors import RerankError
+from rerank_core.progress import Cancelled
+from rerank_core.registry import RERANKERS, RETRIEVERS
+from rerank_core.types import Dataset, MethodSpec
+from ui import benchmark_view as view
+from ui import labelling, render, resources
+from ui.corpus_state import active_corpus
+from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES, METHODS, default_model, spec_for
+
+# session keys of this page (prefix ``bench_``)
+RESULT = "bench_result"  # {"bench": Benchmark, "signature": tuple, "source": str}
+CANCEL = "bench_cancel_requested"
+NOTICE = "bench_notice"
+DEFAULT_DEPTH = 50
+DEFAULT_MAX_QUERIES = 50
+DEFAULT_METHODS = ("late-interaction", "cross-encoder")
+
+render.inject_css()
+st.title("Benchmark")
+
+try:
+    settings = resources.session_settings()
+except RerankError as exc:
+    st.error(f"The configuration cannot be read: {render.md_escape(exc.message)}")
+    if exc.hint:
+        st.caption(f"Fix: {render.md_escape(exc.hint)}")
+    st.stop()
+
+active = active_corpus()
+if active is None:
+    st.error("No corpus is loaded.")
+    st.page_link("pages/corpus.py", label="Load a corpus", icon=":material/upload_file:")
+    st.stop()
+corpus = active.corpus
+corpus_id = labelling.active_corpus_id(active)
+st.caption(
+    f"Corpus **{render.md_escape(active.name)}** · {len(corpus):,} "
+    f"{'chunks' if active.chunking.mode != 'none' else 'documents'} · label id `{render.md_escape(corpus_id)}`"
+)
+
+# -- sidebar: the depth sweep -----------------------------------------------------------------------------
+with st.sidebar:
+    st.markdown("**Depth sweep**")
+    sweep_text = st.text_input(
+        "Candidates to rerank (comma-separated)",
+        value=", ".join(str(d) for d in DEFAULT_DEPTHS),
+        key="bench_sweep_depths",
+        help="nDCG@10 is measured when only the first stage's top d are reranked, for each d "
+        f"(capped at the corpus size, {len(corpus):,}).",
+    )
+    try:
+        sweep_depths = view.parse_depths(sweep_text or "")
+    except ValueError as exc:
+        st.error(f"Depth sweep: {render.md_escape(exc)}")
+        sweep_depths = list(DEFAULT_DEPTHS)
+
+# -- query sets -------------------------------------------------------------------------------------------
+sources: dict[str, Dataset] = {}
+store_problem: str | None = None
+try:
+    store = labelling.open_store(settings)
+    stored_qrels = store.qrels(corpus_id)
+    stored_queries = store.queries(corpus_id)
+except RerankError as exc:
+    stored_qrels, stored_queries = {}, {}
+    store_problem = str(exc)
+labelled = labelled_dataset(stored_queries, stored_qrels, corpus, f"{active.name} (labels)")
+if labelled.judged_query_ids:
+    sources[f"Labelled queries ({len(labelled.judged_query_ids)})"] = labelled
+shipped = view.dataset_judgements(active)
+if shipped is not None:
+    name, queries, qrels = shipped
+    ds = Dataset(name=name, corpus=corpus, queries=queries, qrels=qrels)
+    if ds.judged_query_ids:
+        sources[f"Dataset qrels: {name} ({len(ds.judged_query_ids)})"] = ds
+
+if not sources:
+    st.info(
+        "There is nothing to benchmark yet: this corpus has no judged queries. Grade results on the Compare "
+        "or Labels page, import qrels on the Labels page (a BEIR .zip brings its queries and qrels), or use "
+        "the built-in sample corpus, which ships its own qrels.",
+        icon=":material/fact_check:",
+    )
+    if store_problem:
+        st.caption(f"The judgement store could not be read: {render.md_escape(store_problem)}")
+    st.stop()
+
+source = st.radio("Queries", list(sources), key="bench_source", horizontal=True)
+dataset = sources[source]
+unrunnable = len(labelled.qrels) - len(labelled.judged_query_ids) if dataset is labelled else 0
+if unrunnable:
+    st.caption(f"{unrunnable} labelled queries have no stored text and are left out.")
+found, judged = qrels_coverage(dataset)
+if judged and found < 0.5 * judged:
+    st.warning(
+        f"Only {found} of the {judged} judged documents are in the corpus in use"
+        + (
+            " (it is chunked, and the judgements name whole documents)"
+            if active.chunking.mode != "none"
+            else ""
+        )
+        + ": the metrics will be low for that reason alone.",
+        icon=":material/warning:",
+    )
+
+# -- settings -----------------------------------------------------------------------------------------------
+c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+with c1:
+    first_stage = (
+        st.segmented_control(
+            "First stage",
+            FIRST_STAGES,
+            default="bm25",
+            format_func=lambda s: FIRST_STAGE_LABELS.get(s, s),
+            key="bench_first_stage",
+            required=True,
+        )
+        or "bm25"
+    )
+with c2:
+    depth = int(
+        st.number_input(
+            "Candidates to rerank",
+            min_value=1,
+            max_value=1000,
+            value=DEFAULT_DEPTH,
+            step=10,
+            key="bench_depth",
+            help="Every reranker gets the first stage's same top N for each query.",
+        )
+    )
+n_judged = len(dataset.judged_query_ids)
+with c3:
+    max_queries = int(
+        st.number_input(
+            "Max queries",
+            min_value=1,
+            max_value=max(n_judged, 1),
+            value=min(DEFAULT_MAX_QUERIES, n_judged),
+            key="bench_max_queries",
+            help=f"The first N of the {n_judged} judged queries.",
+        )
+    )
+
+options = [s for s in FIRST_STAGES if s != first_stage] + list(METHODS)
+m1, m2 = st.columns([3, 1], vertical_alignment="bottom")
+with m1:
+    chosen = st.multiselect(
+        "Methods to compare with the first stage",
+        options,
+        default=[m for m in DEFAULT_METHODS if m in options],
+        format_func=lambda n: (
+            METHODS[n].title if n in METHODS else f"{FIRST_STAGE_LABELS.get(n, n)} (first stage)"
+        ),
+        key="bench_methods",
+    )
+with m2:
+    with st.popover("Models", icon=":material/tune:", width="stretch"):
+        st.caption("A hub id, a folder under RERANK_MODELS_DIR, or a local path. Empty = the default.")
+        models: dict[str, str] = {}
+        for name in chosen:
+            if name not in METHODS:
+                continue
+            default = default_model(name)
+            models[name] = st.text_input(
+                f"{METHODS[name].title} model",
+                value=default,
+                key=f"bench_model_{name}",
+                placeholder="automatic" if not default else default,
+                help=METHODS[name].blurb,
+            )
+specs = [spec_for(name, models.get(name)) if name in METHODS else name for name in chosen]
+methods = [first_stage, *specs]
+signature = (source, corpus.fingerprint, first_stage, tuple(methods), depth, max_queries, tuple(sweep_depths))
+
+deepest = min(max(sweep_depths), len(corpus))
+if deepest > depth and any(MethodSpec.parse(s).name in RERANKERS for s in specs):
+    st.caption(
+        f"The depth sweep goes to {deepest} candidates, deeper than the {depth} of the table: each pointwise "
+        f"reranker scores the top {deepest} once more for it (lower the sweep's depths in the sidebar to skip that)."
+    )
+
+
+def _request_cancel() -> None:
+    st.session_state[CANCEL] = True
+
+
+def _start() -> None:
+    st.session_state[CANCEL] = False
+
+
+b1, b2, _ = st.columns([1, 1, 4])
+run_clicked = b1.button(
+    "Run benchmark", type="primary", icon=":material/play_arrow:", key="bench_run", on_click=_start
+)
+b2.button(
+    "Cancel", icon=":material/stop:", key="bench_cancel", on_click=_request_cancel, disabled=not run_clicked
+)
+
+if not run_clicked and st.session_state.pop(CANCEL, False):
+    st.warning("The benchmark was cancelled; nothing was kept from that run.", icon=":material/stop_circle:")
+
+# -- run ---------------------------------------------------------------------------------------------------
+if run_clicked:
+    bar = st.progress(0.0, text="Starting…")
+
+    def _progress(done: int, total: int, message: str = "") -> None:
+        if st.session_state.get(CANCEL):
+            raise Cancelled("cancelled from the page")
+        if total:
+            bar.progress(min(done / total, 1.0), text=message[:160] or "Working…")
+        elif message:
+            bar.progress(0.0, text=message[:160])
+
+    try:
+        retrievers = {}
+        for name in methods:
+            if MethodSpec.parse(name).name not in RETRIEVERS:
+                continue
+            try:
+                retrievers[name] = resources.get_index(name, corpus, settings, _progress)
+            except Cancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the runner reports it in the method's entry
+                if name == first_stage:
+                    message, hint = resources.describe_error(exc)
+                    raise RerankError(
+                        f"the {name} first stage cannot be built: {message}", hint=hint
+                    ) from None
+        rerankers = {}
+        for spec in specs:
+            if MethodSpec.parse(spec).name in RERANKERS:
+                try:
+                    rerankers[spec] = resources.get_reranker(spec, settings)
+                except Exception:  # noqa: BLE001 - the runner reports the same error in the method's entry
+                    pass
+        bench = run_benchmark(
+            dataset,
+            first_stage,
+            depth,
+            methods,
+            max_queries=max_queries,
+            sweep_depths=sweep_depths,
+            settings=settings,
+            progress=_progress,
+            retrievers=retrievers,
+            rerankers=rerankers,
+        )
+    except Cancelled:
+        bar.empty()
+        st.session_state.pop(CANCEL, None)
+        st.warning(
+            "The benchmark was cancelled; nothing was kept from that run.", icon=":material/stop_circle:"
+        )
+    except RerankError as exc:
+        bar.empty()
+        st.error(f"The benchmark cannot run: {render.md_escape(exc.message)}", icon=":material/error:")
+        if exc.hint:
+            st.caption(f"Fix: {render.md_escape(exc.hint)}")
+    else:
+        bar.empty()
+        st.session_state[RESULT] = {"bench": bench, "signature": signature, "source": source}
+        st.session_state.pop(CANCEL, None)
+        st.rerun()  # redraw with the Cancel button off and the results below
+
+# -- results -------------------------------------------------------------------------------------------------
+kept = st.session_state.get(RESULT)
+if kept is None:
+    st.info("Choose the settings and press **Run benchmark**.", icon=":material/play_arrow:")
+    st.stop()
+bench = kept["bench"]
+st.divider()
+st.caption(render.md_escape(view.describe_settings(bench, kept["source"])))
+if kept["signature"] != signature:
+    st.info(
+        "The settings above changed since this run: press **Run benchmark** to update.",
+        icon=":material/sync:",
+    )
+
+missing = view.unavailable_rows(bench)
+if missing:
+    st.warning(
+        f"{len(missing)} method(s) could not run here; the others ran on the same candidates.",
+        icon=":material/block:",
+    )
+    st.dataframe(missing, hide_index=True, key="bench_unavailable")
+for name, error in view.partial_failures(bench):
+    st.caption(f"**{render.md_escape(name)}**: {render.md_escape(error)}")
+
+# the verdict
+st.subheader("Does reranking pay here?", divider="gray")
+verdict = bench.verdict
+if verdict is None:
+    st.error(render.md_escape(bench.verdict_note or "The first stage did not run."))
+else:
+    box = {"reranker-pays": st.success, "fix-retrieval-first": st.warning, "already-good": st.info}[
+        verdict.kind
+    ]
+    box(render.md_escape(verdict.text), icon=":material/gavel:")
+    for line in view.verdict_lines(bench):
+        st.markdown(f"- {render.md_escape(line)}")
+    if bench.verdict_note:
+        st.caption(render.md_escape(bench.verdict_note))
+    st.caption(
+        f"Rules: first-stage Recall@50 below {FIX_RETRIEVAL_RECALL_AT_50:.0%} → fix retrieval first; Recall@3 at "
+        f"or above {ALREADY_GOOD_RECALL_AT_3:.0%} → already good; otherwise a reranker pays. A lift below "
+        f"{MIN_USEFUL_LIFT} {KEY_MEASURE} is not worth its latency. First stage here: Recall@50 "
+        f"{verdict.recall_at_50:.2f}, Recall@3 {verdict.recall_at_3:.2f}."
+    )
+
+# the table
+st.subheader("Quality and latency per method", divider="gray")
+rows = view.table_rows(bench)
+number = st.column_config.NumberColumn
+config = {m: number(format="%.3f") for m in bench.measures}
+config.update(
+    {
+        f"Δ {KEY_MEASURE} vs first stage": number(format="%+.3f", help="mean per-query difference"),
+        "p-value": number(
+            format="%.3f", help="paired randomisation test against the first stage (two-sided)"
+        ),
+        "p50 ms": number(format="%.1f"),
+        "p95 ms": number(format="%.1f"),
+        "p99 ms": number(format="%.1f"),
+        "pipeline p95 ms": number(format="%.1f", help="first stage + reranking, per query"),
+        "model load s": number(
+            format="%.2f", help="once per process: model load or index build, apart from queries"
+        ),
+    }
+)
+st.dataframe(rows, hide_index=True, column_config=config, key="bench_table")
+st.caption(
+    "Means over queries with 95% percentile-bootstrap intervals (1,000 resamples). A reranker's p50/p95/p99 is "
+    "its own scoring time for the candidates (warm-up query excluded); a first stage's is its search time."
+)
+
+left, right = st.columns(2, gap="medium")
+with left:
+    st.markdown(f"**{KEY_MEASURE} against latency**")
+    st.plotly_chart(view.scatter_figure(bench), config={"displayModeBar": False}, key="bench_scatter")
+with right:
+    st.markdown(f"**Depth sweep: {KEY_MEASURE} against candidates reranked**")
+    if bench.sweeps:
+        st.plotly_chart(view.sweep_figure(bench), config={"displayModeBar": False}, key="bench_sweep")
+        for name, knee in bench.knees.items():
+            st.caption(
+                f"**{render.md_escape(name)}**: knee at {knee} candidates (deeper lists gain less than "
+                f"{KNEE_TOLERANCE} {KEY_MEASURE})."
+            )
+    else:
+        st.caption("No pointwise reranker ran, so there is no depth sweep.")
+    for name, note in bench.sweep_notes.items():
+        st.caption(f"{render.md_escape(name)}: {render.md_escape(note)}")
+    if bench.sweep_extra_pass:
+        st.caption(f"The rerankers scored the top {bench.sweep_depths[-1]} once more for the sweep.")
+
+st.subheader("Adaptive policy: rerank only when the first stage is unsure", divider="gray")
+if bench.policies:
+    st.plotly_chart(view.policy_figure(bench), config={"displayModeBar": False}, key="bench_policy")
+    st.caption(
+        "A query is reranked when its first-stage margin (top-1 minus top-2 score, over top-1) is below a "
+        "threshold. Left end: never rerank (the first stage alone); right end: always rerank. A curve that "
+        "rises steeply first means most of the gain comes from a few unsure queries."
+    )
+else:
+    st.caption("No reranker ran, so there is no policy to plot.")
+
+st.subheader("Downloads", divider="gray")
+d1, d2, _ = st.columns([1, 1, 2])
+d1.download_button(
+    "JSON report",
+    bench.dumps(),
+    file_name="benchmark-report.json",
+    mime="application/json",
+    icon=":material/download:",
+    key="bench_download_json",
+    on_click="ignore",
+)
+try:
+    runs = view.run_files_zip(bench)
+except RerankError as exc:
+    d2.error(f"Run files: {render.md_escape(exc.message)}")
+else:
+    d2.download_button(
+        "TREC run files (.zip)",
+        runs,
+        file_name="benchmark-runs.zip",
+        mime="application/zip",
+        icon=":material/download:",
+        key="bench_download_runs",
+        on_click="ignore",
+    )
+st.caption(
+    "The JSON report is the evaluate command's report plus the intervals, paired tests, sweep, verdict and "
+    "policy; `python -m rerank_core evaluate` with the same settings gives the same metrics."
+)
