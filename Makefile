@@ -26,3 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/benchmark.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check rerank_core ui pages app.py tests scripts
+	$(PY) -m mypy

@@ -106,13 +106,14 @@ class Reranker(ABC):
         if top_k is not None and top_k < 0:
             raise ValueError("top_k must be >= 0")
         candidates = list(candidates)
-        base = {"method": self.method_name, "scale": self.scale, "label": self.label}
         try:
             self.load()
         except Cancelled:
             raise
         except BaseException as exc:  # noqa: BLE001 - reported in the result
-            return self._failure(base, exc, candidates, top_k)
+            return self._failure(self._result_base(), exc, candidates, top_k)
+        # read after loading: a backend may learn its scale or label from the model it loaded
+        base = self._result_base()
         if not candidates:
             return RerankResult(**base, model_load_s=self.model_load_s)
         t0 = time.perf_counter()
@@ -136,6 +137,9 @@ class Reranker(ABC):
             model_load_s=self.model_load_s,
             notes=tuple(scores.notes),
         )
+
+    def _result_base(self) -> dict:
+        return {"method": self.method_name, "scale": self.scale, "label": self.label}
 
     @staticmethod
     def _order(candidates: Sequence[Candidate], scores: Scores, top_k: int | None) -> list[RankedItem]:

@@ -25,10 +25,9 @@ from typing import Any
 from rerank_core.config import Settings
 from rerank_core.errors import InvalidMethod
 from rerank_core.models import resolve_model
-from rerank_core.progress import Cancelled
 from rerank_core.rerankers.base import Reranker
 from rerank_core.rerankers.local_common import check_options, one_of, positive_int, truncation_note
-from rerank_core.types import Candidate, RerankResult, Scores, ScoreScale
+from rerank_core.types import Candidate, Scores, ScoreScale
 
 KNOWN_MODELS: tuple[str, ...] = (
     "cross-encoder/ms-marco-MiniLM-L-6-v2",
@@ -121,16 +120,6 @@ class CrossEncoderReranker(Reranker):
                 notes.append(f"scores went through the model's activation {type(fn).__name__}.")
         self._notes = tuple(notes)
         self._model = model
-
-    def rerank(self, query: str, candidates: Sequence[Candidate], top_k: int | None = None) -> RerankResult:
-        # The scale is only known once the model is loaded, and the base class reads it first.
-        try:
-            self.load()
-        except Cancelled:
-            raise
-        except BaseException:  # noqa: BLE001 - remembered; the base class reports it in the result
-            pass
-        return super().rerank(query, candidates, top_k)
 
     def count_tokens(self, query: str, texts: Sequence[str]) -> list[int]:
         """Tokens of each (query, text) pair as the model sees it before truncation, specials included."""
