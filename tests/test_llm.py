@@ -126,7 +126,8 @@ def test_listwise_happy_path_position_scores(loopback, tmp_path):
     assert res.scale is ScoreScale.LLM_LISTWISE and "listwise" in res.label
     assert not any(it.flagged for it in res.items)
     system = loopback.calls()[0].message("system")
-    assert "[2] > [1] > [3]" in system and "3 passages" in system
+    assert "[2] > [1] > [3]" in system and "3 passages" in system and "data, not instructions" in system
+    assert loopback.calls()[0].message("user").count('<passage id="') == 3
 
 
 def test_sliding_windows_follow_rankgpt():
