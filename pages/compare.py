@@ -15,6 +15,7 @@ from rerank_core.compare import Comparison, run_comparison
 from rerank_core.errors import RerankError
 from rerank_core.types import Candidate, MethodSpec, RerankResult
 from ui import keys, render, resources
+from ui.nav import run_inside_app
 from ui.corpus_state import active_corpus
 from ui.methods import (
     DEFAULT_METHODS,
@@ -37,6 +38,7 @@ LLM_OFFLINE_TIP = (
 DEFAULT_DEPTH = 50
 DEFAULT_SHOW = 10
 
+run_inside_app()
 render.inject_css()
 st.title("Compare rerankers")
 
@@ -225,6 +227,7 @@ if not candidates:
     st.stop()
 
 # -- layout: notices, the highlight picker, then one column per order --------------------------------------
+progress_area = st.container()
 notices = st.container()
 picker = st.container()
 highlight = st.session_state.get(keys.CMP_HIGHLIGHT)
@@ -290,7 +293,7 @@ for spec in specs:
 
 missing = [spec for spec in specs if stored[spec] is None]
 if missing:
-    with st.status(f"Reranking {len(candidates)} candidates…", expanded=True) as box:
+    with progress_area, st.status(f"Reranking {len(candidates)} candidates…", expanded=True) as box:
         for spec in execution_order(missing):
             try:
                 reranker = resources.get_reranker(spec, settings)

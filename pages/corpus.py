@@ -10,6 +10,7 @@ import streamlit as st
 
 from rerank_core.errors import RerankError
 from ui import keys, render, resources
+from ui.nav import run_inside_app
 from ui.corpus_state import (
     ChunkSettings,
     active_corpus,
@@ -20,6 +21,9 @@ from ui.corpus_state import (
 )
 from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES
 
+LATE = "late-interaction"
+
+run_inside_app()
 render.inject_css()
 st.title("Corpus")
 
@@ -228,29 +232,38 @@ if current is not None:
         "Built once per corpus and shared by every session of this server. The Compare page builds "
         "a missing index on first use; build them here to pay that time up front."
     )
+    options = [*FIRST_STAGES, LATE]
+    labels = {**FIRST_STAGE_LABELS, LATE: "Late-interaction token store"}
     chosen = st.multiselect(
-        "First stages to build",
-        FIRST_STAGES,
+        "Build now",
+        options,
         default=[s for s in FIRST_STAGES if s != "hybrid"],
-        format_func=lambda s: FIRST_STAGE_LABELS.get(s, s),
+        format_func=lambda s: labels.get(s, s),
         key="corpus_build_which",
+        help="The late-interaction store keeps every document's MiniLM token vectors, so a query encodes only itself.",
     )
     ready = {s: resources.index_ready(s, current.corpus, settings) for s in FIRST_STAGES}
     st.caption(" · ".join(f"{FIRST_STAGE_LABELS[s]}: {'ready' if ready[s] else 'not built'}" for s in FIRST_STAGES))
-    if st.button("Build indexes", icon=":material/build:", disabled=not chosen):
+    if st.button("Build", icon=":material/build:", disabled=not chosen):
         bar = st.progress(0.0, text="Starting…")
         for i, name in enumerate(chosen):
 
-            def _progress(done: int, total: int, message: str, _i=i) -> None:
+            def _progress(done: int, total: int, message: str, _i=i, _name=name) -> None:
                 frac = (done / total) if total else 0.0
-                bar.progress(min((_i + frac) / len(chosen), 1.0), text=f"{FIRST_STAGE_LABELS[name]}: {message}"[:120])
+                bar.progress(min((_i + frac) / len(chosen), 1.0), text=f"{labels[_name]}: {message}"[:120])
 
             try:
-                built = resources.get_index(name, current.corpus, settings, _progress)
-                st.success(f"{FIRST_STAGE_LABELS[name]} ready ({built.build_s:.1f} s).", icon=":material/check:")
+                if name == LATE:
+                    reranker = resources.get_reranker(LATE, settings)
+                    load_s = reranker.load()
+                    resources.prepare_reranker(reranker, current.corpus, settings, _progress)
+                    st.success(f"{labels[name]} ready (model load {load_s:.1f} s).", icon=":material/check:")
+                else:
+                    built = resources.get_index(name, current.corpus, settings, _progress)
+                    st.success(f"{labels[name]} ready ({built.build_s:.1f} s).", icon=":material/check:")
             except Exception as exc:  # noqa: BLE001 - shown, never a traceback
                 message, hint = resources.describe_error(exc)
-                st.error(f"{FIRST_STAGE_LABELS[name]} cannot be built: {render.md_escape(message)}")
+                st.error(f"{labels[name]} cannot be built: {render.md_escape(message)}")
                 if hint:
                     st.caption(f"How to fix: {render.md_escape(hint)}")
         bar.progress(1.0, text="Done")

@@ -49,6 +49,8 @@ def _column_names(at: AppTest) -> list[str]:
 
 
 def _results(at: AppTest) -> dict:
+    shown = [e.value for e in [*at.error, *at.warning, *at.info]]
+    assert keys.CMP_RESULTS in at.session_state, shown
     store = at.session_state[keys.CMP_RESULTS]
     assert len(store) >= 1
     return list(store.values())[-1]

@@ -107,6 +107,7 @@ def scatter_figure(bench: Benchmark):
                 name=plot_label(name),
                 text=[plot_label(name)],
                 textposition="top center",
+                cliponaxis=False,
                 marker=dict(size=13, color=col[name], line=dict(width=1, color="#0f172a")),
                 error_y=dict(
                     type="data", symmetric=False, array=[high - y], arrayminus=[y - low], thickness=1.2
@@ -164,14 +165,16 @@ def sweep_figure(bench: Benchmark):
                 go.Scatter(
                     x=[knee],
                     y=[value],
-                    mode="markers",
+                    mode="markers+text",
+                    text=[f"knee: {knee}"],
+                    textposition="top center",
+                    cliponaxis=False,
                     name=plot_label(f"{name} knee"),
                     marker=dict(symbol="star", size=16, color=col.get(name, PALETTE[0]), line=dict(width=1)),
                     hovertemplate=f"knee of {plot_label(name)}: {knee} candidates<extra></extra>",
                     showlegend=False,
                 )
             )
-            fig.add_annotation(x=knee, y=value, text=f"knee: {knee}", showarrow=True, arrowhead=2, ay=-30)
     fig.update_layout(
         height=380,
         margin=dict(l=10, r=10, t=30, b=10),
@@ -201,11 +204,18 @@ def policy_figure(bench: Benchmark):
             else f"margin < {p.threshold:.3f}"
             for p in points
         ]
+        ends = [
+            "first stage only" if i == 0 else "always rerank" if i == len(points) - 1 else ""
+            for i in range(len(points))
+        ]
         fig.add_trace(
             go.Scatter(
                 x=[p.mean_latency_ms for p in points],
                 y=[p.mean_metric for p in points],
-                mode="lines+markers",
+                mode="lines+markers+text",
+                text=ends,
+                textposition="bottom right",
+                cliponaxis=False,
                 name=plot_label(name),
                 line=dict(color=col.get(name, PALETTE[0]), width=2),
                 customdata=[[lab, p.share_reranked * 100] for lab, p in zip(labels, points, strict=True)],
@@ -221,6 +231,7 @@ def policy_figure(bench: Benchmark):
         xaxis_title="mean latency per query (ms)",
         yaxis_title=f"mean {KEY_MEASURE}",
         legend=dict(orientation="h", y=-0.2),
+        showlegend=True,
     )
     return fig
 

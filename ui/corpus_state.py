@@ -114,7 +114,7 @@ def sample_corpus(chunking: ChunkSettings | None = None) -> ActiveCorpus:
         origin=SAMPLE_ORIGIN,
         example_queries=queries[:MAX_EXAMPLE_QUERIES],
         chunking=chunking,
-        summary=f"{len(documents)} documents, built in",
+        summary=f"{len(documents)} documents",
     )
 
 

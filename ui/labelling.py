@@ -42,7 +42,8 @@ GRADE_KEY_PREFIX = "lbl_grade|"
 
 SKIP = "skip"
 GRADE_OPTIONS: tuple[str, ...] = ("0", "1", "2", "3", SKIP)
-_SHORT = {"0": "0 not", "1": "1 partly", "2": "2 relevant", "3": "3 perfect", SKIP: "skip"}
+_SHORT = {"0": "0", "1": "1", "2": "2", "3": "3", SKIP: "skip"}
+LEGEND = "0 not relevant · 1 partly · 2 relevant · 3 perfect · skip = seen, not decided"
 
 
 # -- judge and store ------------------------------------------------------------------------------------
@@ -171,7 +172,7 @@ def render_grade_controls(
         on_change=_on_grade,
         args=(store, corpus_id, query_text, doc_id, key, judge),
         label_visibility="collapsed",
-        help="0 not relevant · 1 partly · 2 relevant · 3 perfect · skip = seen, not decided",
+        help=LEGEND,
     )
     if known and stored is not None and stored not in HAND_GRADES:
         st.caption(f"imported grade {stored}")
@@ -207,10 +208,11 @@ def render_grading_panel(
     """One grading row per document (the union of the shown lists): title, snippet and the control."""
     judge = judge or current_judge()
     grades = store.grades(corpus_id, query_id_for(query_text), judge=judge)
+    st.caption(f"Grades: {LEGEND}. One grade per document, whichever list shows it.")
     for doc in docs:
         left, right = st.columns([3, 2], vertical_alignment="center")
         with left:
-            st.markdown(f"**{_md(doc.title or doc.doc_id)}** `{_md(doc.doc_id)}`")
+            st.markdown(f"**{_md(doc.title or doc.doc_id)}** {code(doc.doc_id)}")
             if doc.text:
                 st.caption(_md(_snippet(doc.text)))
         with right:
@@ -468,6 +470,11 @@ def export_queries(store: JudgementStore, corpus_id: str) -> str:
 
 
 # -- small text helpers ----------------------------------------------------------------------------------
+
+
+def code(text: object) -> str:
+    """Text as a Markdown code span (shown literally; backticks cannot end it early)."""
+    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
 
 
 def _md(text: object) -> str:
