@@ -55,7 +55,7 @@ corpus = active.corpus
 corpus_id = labelling.active_corpus_id(active)
 st.caption(
     f"Corpus **{render.md_escape(active.name)}** · {len(corpus):,} "
-    f"{'chunks' if active.chunking.mode != 'none' else 'documents'} · label id `{render.md_escape(corpus_id)}`"
+    f"{'chunks' if active.chunking.mode != 'none' else 'documents'} · label id {labelling.code(corpus_id)}"
 )
 
 # -- sidebar: the depth sweep -----------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def _start() -> None:
     st.session_state[CANCEL] = False
 
 
-b1, b2, _ = st.columns([1, 1, 4])
+b1, b2, _ = st.columns([2, 1, 3])
 run_clicked = b1.button(
     "Run benchmark", type="primary", icon=":material/play_arrow:", key="bench_run", on_click=_start
 )

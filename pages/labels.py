@@ -122,8 +122,8 @@ corpus_id = st.selectbox(
     help="The id the labels are stored under. The command line's --corpus takes the same id.",
 )
 st.caption(
-    f"Store: `{render.md_escape(store.url)}` · judge **{render.md_escape(judge)}** (change it in the sidebar) · "
-    f"corpus id `{render.md_escape(corpus_id)}`"
+    f"Store: {labelling.code(store.url)} · judge **{render.md_escape(judge)}** (change it in the sidebar) · "
+    f"corpus id {labelling.code(corpus_id)}"
 )
 labelling.show_notice()
 labelling.render_undo(store, corpus_id, judge)

@@ -214,7 +214,7 @@ def policy_figure(bench: Benchmark):
                 y=[p.mean_metric for p in points],
                 mode="lines+markers+text",
                 text=ends,
-                textposition="bottom right",
+                textposition=["bottom right"] + ["top center"] * (len(points) - 2) + ["top left"],
                 cliponaxis=False,
                 name=plot_label(name),
                 line=dict(color=col.get(name, PALETTE[0]), width=2),
