@@ -151,15 +151,17 @@ with c2:
     )
 n_judged = len(dataset.judged_query_ids)
 with c3:
-    max_queries = int(
-        st.number_input(
-            "Max queries",
-            min_value=1,
-            max_value=max(n_judged, 1),
-            value=min(DEFAULT_MAX_QUERIES, n_judged),
-            key="bench_max_queries",
-            help=f"The first N of the {n_judged} judged queries.",
-        )
+    max_queries = min(  # no max_value: switching to a smaller query set must not make the widget invalid
+        int(
+            st.number_input(
+                "Max queries",
+                min_value=1,
+                value=min(DEFAULT_MAX_QUERIES, n_judged),
+                key="bench_max_queries",
+                help=f"The first N of the {n_judged} judged queries.",
+            )
+        ),
+        n_judged,
     )
 
 options = [s for s in FIRST_STAGES if s != first_stage] + list(METHODS)
