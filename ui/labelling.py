@@ -469,7 +469,7 @@ def export_queries(store: JudgementStore, corpus_id: str) -> str:
     return buf.getvalue()
 
 
-# -- small text helpers ----------------------------------------------------------------------------------
+# -- small text functions --------------------------------------------------------------------------------
 
 
 def code(text: object) -> str:
