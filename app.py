@@ -9,7 +9,6 @@ from pathlib import Path
 
 import streamlit as st
 
-
 HERE = Path(__file__).resolve().parent
 PAGES = HERE / "pages"
 

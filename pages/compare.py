@@ -15,7 +15,6 @@ from rerank_core.compare import Comparison, run_comparison
 from rerank_core.errors import RerankError
 from rerank_core.types import Candidate, MethodSpec, RerankResult
 from ui import keys, render, resources
-from ui.nav import run_inside_app
 from ui.corpus_state import active_corpus
 from ui.methods import (
     DEFAULT_METHODS,
@@ -26,6 +25,7 @@ from ui.methods import (
     execution_order,
     spec_for,
 )
+from ui.nav import run_inside_app
 
 MAX_CACHED_QUERIES = 24
 # Precompute per-corpus encodings (late interaction's token store) up to this many units on first use;
@@ -97,15 +97,18 @@ if active.example_queries:
 c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
 with c1:
     # options are shown as they appear in the URL (a bound widget writes the shown text there)
-    first_stage = st.segmented_control(
-        "First stage",
-        FIRST_STAGES,
-        default="bm25",
-        key=keys.FIRST_STAGE,
-        bind="query-params",
-        required=True,
-        help="bm25: lexical · dense: MiniLM bi-encoder · hybrid: reciprocal-rank fusion of both",
-    ) or "bm25"
+    first_stage = (
+        st.segmented_control(
+            "First stage",
+            FIRST_STAGES,
+            default="bm25",
+            key=keys.FIRST_STAGE,
+            bind="query-params",
+            required=True,
+            help="bm25: lexical · dense: MiniLM bi-encoder · hybrid: reciprocal-rank fusion of both",
+        )
+        or "bm25"
+    )
 with c2:
     depth = int(
         st.number_input(
@@ -182,14 +185,19 @@ try:
     if resources.index_ready(first_stage, corpus, settings):
         retriever = resources.get_index(first_stage, corpus, settings)
     else:
-        with st.status(f"Building the {FIRST_STAGE_LABELS[first_stage]} index over {len(corpus):,} {unit}…") as box:
+        with st.status(
+            f"Building the {FIRST_STAGE_LABELS[first_stage]} index over {len(corpus):,} {unit}…"
+        ) as box:
             bar = st.progress(0.0)
 
             def _index_progress(done: int, total: int, message: str) -> None:
                 bar.progress(min(done / total, 1.0) if total else 0.0, text=message)
 
             retriever = resources.get_index(first_stage, corpus, settings, _index_progress)
-            box.update(label=f"{FIRST_STAGE_LABELS[first_stage]} index built in {retriever.build_s:.1f} s", state="complete")
+            box.update(
+                label=f"{FIRST_STAGE_LABELS[first_stage]} index built in {retriever.build_s:.1f} s",
+                state="complete",
+            )
 except Exception as exc:  # noqa: BLE001 - shown on the page, never a traceback
     index_error = resources.describe_error(exc)
 if index_error is not None:
@@ -200,7 +208,13 @@ if index_error is not None:
 
 # -- results, kept per query and per method in this session ----------------------------------------------
 store: OrderedDict = st.session_state.setdefault(keys.CMP_RESULTS, OrderedDict())
-base_key = (corpus.fingerprint, query.strip(), first_stage, depth, resources.settings_key(settings, first_stage))
+base_key = (
+    corpus.fingerprint,
+    query.strip(),
+    first_stage,
+    depth,
+    resources.settings_key(settings, first_stage),
+)
 entry = store.get(base_key)
 if entry is None:
     candidates, first_result = retriever.candidates(query.strip(), depth)
@@ -229,6 +243,7 @@ if not candidates:
 # -- layout: notices, the highlight picker, then one column per order --------------------------------------
 progress_area = st.container()
 notices = st.container()
+summary = st.container()
 picker = st.container()
 highlight = st.session_state.get(keys.CMP_HIGHLIGHT)
 colours = {spec: render.PALETTE[i % len(render.PALETTE)] for i, spec in enumerate(specs)}
@@ -298,7 +313,9 @@ if missing:
             try:
                 reranker = resources.get_reranker(spec, settings)
             except Exception as exc:  # noqa: BLE001 - a bad method spec becomes that column's error
-                res = RerankResult(method=spec, scale=first_result.scale, error=resources.method_error(spec, exc))
+                res = RerankResult(
+                    method=spec, scale=first_result.scale, error=resources.method_error(spec, exc)
+                )
             else:
                 if not reranker.loaded:
                     st.write(f"Loading {render.md_escape(reranker.method_name)}…")
@@ -320,8 +337,10 @@ if missing:
                     try:
                         resources.prepare_reranker(reranker, corpus, settings, _prep_progress)
                     except Exception as exc:  # noqa: BLE001 - reranking still works without it
-                        st.write(f"Could not precompute for {render.md_escape(reranker.method_name)}: "
-                                 f"{render.md_escape(resources.describe_error(exc)[0])}")
+                        st.write(
+                            f"Could not precompute for {render.md_escape(reranker.method_name)}: "
+                            f"{render.md_escape(resources.describe_error(exc)[0])}"
+                        )
                 st.write(f"Reranking with {render.md_escape(reranker.method_name)}…")
                 res = run_comparison(
                     query.strip(), retriever, [reranker], depth, first_stage=(candidates, first_result)
@@ -360,50 +379,57 @@ with picker:
         placeholder="Pick one of the shown documents…",
     )
 
-st.subheader("Latency and agreement", divider="gray")
-st.caption(
-    f"Results for “{render.md_escape(query.strip())}” · {len(candidates)} candidates from "
-    f"{FIRST_STAGE_LABELS[first_stage]} · {len(results)} method(s)"
-)
-left, right = st.columns([3, 2], gap="medium")
-with left:
-    chart_names = [first_title]
-    chart_ms = [first_result.latency_ms]
-    chart_load = [retriever.build_s]
-    chart_colours = [render.FIRST_STAGE_COLOUR]
-    not_run = []
-    for spec, res in zip(specs, results, strict=True):
-        if res.items and not res.fallback:
-            chart_names.append(display[res.method])
-            chart_ms.append(res.latency_ms)
-            chart_load.append(res.model_load_s)
-            chart_colours.append(colours[spec])
-        else:
-            not_run.append(display[res.method])
-    st.plotly_chart(
-        render.latency_figure(chart_names, chart_ms, chart_load, chart_colours, unavailable=not_run),
-        config={"displayModeBar": False},
-    )
+with summary:
+    st.markdown("##### Latency and agreement")
     st.caption(
-        f"Every method reranked the same {len(candidates)} candidates, one after another. Query time excludes "
-        "the one-off model load and index build (right), which happen once per process."
+        f"Results for “{render.md_escape(query.strip())}” · {len(candidates)} candidates from "
+        f"{FIRST_STAGE_LABELS[first_stage]} · {len(results)} method(s)"
     )
-with right:
-    rows = render.agreement_rows(comparison, show, display)
-    if rows:
-        st.dataframe(
-            rows,
-            hide_index=True,
-            column_config={
-                f"Overlap@{show}": st.column_config.NumberColumn(format="%.2f", help="share of the shown top k in both"),
-                "Kendall τ": st.column_config.NumberColumn(
-                    format="%.2f", help=f"rank correlation over all {len(candidates)} candidates (-1 to 1)"
-                ),
-                f"RBO@{show} (p=0.9)": st.column_config.NumberColumn(
-                    format="%.2f", help="rank-biased overlap: top-weighted agreement (0 to 1)"
-                ),
-            },
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        chart_names = [first_title]
+        chart_ms = [first_result.latency_ms]
+        chart_load = [retriever.build_s]
+        chart_colours = [render.FIRST_STAGE_COLOUR]
+        not_run = []
+        for spec, res in zip(specs, results, strict=True):
+            if res.items and not res.fallback:
+                chart_names.append(display[res.method])
+                chart_ms.append(res.latency_ms)
+                chart_load.append(res.model_load_s)
+                chart_colours.append(colours[spec])
+            else:
+                not_run.append(display[res.method])
+        st.plotly_chart(
+            render.latency_figure(chart_names, chart_ms, chart_load, chart_colours),
+            config={"displayModeBar": False},
         )
-        st.caption("1.00 = the same order. Overlap and RBO look at the shown top k; Kendall τ at every candidate.")
-    else:
-        st.caption("No reranked order to compare with yet.")
+        st.caption(
+            f"Every method reranked the same {len(candidates)} candidates, one after another. Query time excludes "
+            "the one-off model load and index build (right), which happen once per process."
+            + (f" Not run: {', '.join(render.md_escape(n) for n in not_run)}." if not_run else "")
+        )
+    with right:
+        rows = render.agreement_rows(comparison, show, display)
+        if rows:
+            st.dataframe(
+                rows,
+                hide_index=True,
+                column_config={
+                    f"Overlap@{show}": st.column_config.NumberColumn(
+                        format="%.2f", help="share of the shown top k in both"
+                    ),
+                    "Kendall τ": st.column_config.NumberColumn(
+                        format="%.2f",
+                        help=f"rank correlation over all {len(candidates)} candidates (-1 to 1)",
+                    ),
+                    f"RBO@{show} (p=0.9)": st.column_config.NumberColumn(
+                        format="%.2f", help="rank-biased overlap: top-weighted agreement (0 to 1)"
+                    ),
+                },
+            )
+            st.caption(
+                "1.00 = the same order. Overlap and RBO look at the shown top k; Kendall τ at every candidate."
+            )
+        else:
+            st.caption("No reranked order to compare with yet.")

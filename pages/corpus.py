@@ -10,7 +10,6 @@ import streamlit as st
 
 from rerank_core.errors import RerankError
 from ui import keys, render, resources
-from ui.nav import run_inside_app
 from ui.corpus_state import (
     ChunkSettings,
     active_corpus,
@@ -20,6 +19,7 @@ from ui.corpus_state import (
     set_active,
 )
 from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES
+from ui.nav import run_inside_app
 
 LATE = "late-interaction"
 
@@ -42,7 +42,9 @@ except ImportError as exc:  # the loaders ship separately; the page still shows 
 notice = st.session_state.pop(keys.CORPUS_NOTICE, None)
 if notice:
     kind, message = notice
-    getattr(st, kind if kind in ("success", "error", "warning", "info") else "info")(render.md_escape(message))
+    getattr(st, kind if kind in ("success", "error", "warning", "info") else "info")(
+        render.md_escape(message)
+    )
 
 current = active_corpus()
 
@@ -63,9 +65,15 @@ with st.container(border=True):
             if not current.is_sample and st.button("Use the sample corpus", icon=":material/restart_alt:"):
                 try:
                     set_active(sample_corpus())
-                    st.session_state[keys.CORPUS_NOTICE] = ("success", "Switched back to the built-in sample corpus.")
+                    st.session_state[keys.CORPUS_NOTICE] = (
+                        "success",
+                        "Switched back to the built-in sample corpus.",
+                    )
                 except (ImportError, RerankError) as exc:
-                    st.session_state[keys.CORPUS_NOTICE] = ("error", f"The sample corpus cannot be loaded: {exc}")
+                    st.session_state[keys.CORPUS_NOTICE] = (
+                        "error",
+                        f"The sample corpus cannot be loaded: {exc}",
+                    )
                 st.rerun()
         try:
             from rerank_core.chunking import corpus_stats
@@ -81,7 +89,9 @@ with st.container(border=True):
             if len(stats["sources"]) > 1:
                 st.caption(
                     "Per file: "
-                    + ", ".join(f"{render.md_escape(src or '(none)')} {n:,}" for src, n in stats["sources"].items())
+                    + ", ".join(
+                        f"{render.md_escape(src or '(none)')} {n:,}" for src, n in stats["sources"].items()
+                    )
                 )
         except ImportError:
             st.caption(f"{len(current.corpus):,} documents")
@@ -110,7 +120,9 @@ if csv_files and csv_columns is not None:
         header = csv_columns(first_bytes, first_name)
     except RerankError as exc:
         header = []
-        st.error(f"**{render.md_escape(first_name)}**: {render.md_escape(exc.message)}", icon=":material/error:")
+        st.error(
+            f"**{render.md_escape(first_name)}**: {render.md_escape(exc.message)}", icon=":material/error:"
+        )
         if exc.hint:
             st.caption(f"How to fix: {render.md_escape(exc.hint)}")
     if header:
@@ -139,14 +151,29 @@ mode = k1.selectbox(
     "Split documents into",
     ["none", "tokens", "sentences"],
     index=["none", "tokens", "sentences"].index(current_chunking.mode),
-    format_func={"none": "whole documents", "tokens": "token windows", "sentences": "sentence-packed chunks"}.get,
+    format_func={
+        "none": "whole documents",
+        "tokens": "token windows",
+        "sentences": "sentence-packed chunks",
+    }.get,
     key=keys.CORPUS_CHUNK_MODE,
 )
 size = k2.number_input(
-    "Chunk size (words)", 20, 4000, current_chunking.size, step=20, key=keys.CORPUS_CHUNK_SIZE, disabled=mode == "none"
+    "Chunk size (words)",
+    20,
+    4000,
+    current_chunking.size,
+    step=20,
+    key=keys.CORPUS_CHUNK_SIZE,
+    disabled=mode == "none",
 )
 overlap = k3.number_input(
-    "Overlap (words)", 0, 2000, current_chunking.overlap, step=10, key=keys.CORPUS_CHUNK_OVERLAP,
+    "Overlap (words)",
+    0,
+    2000,
+    current_chunking.overlap,
+    step=10,
+    key=keys.CORPUS_CHUNK_OVERLAP,
     disabled=mode == "none",
 )
 chunking = ChunkSettings(mode=mode, size=int(size), overlap=int(overlap))
@@ -190,14 +217,18 @@ if outcome is not None and not outcome.loaded:
                 st.caption(f"How to fix: {render.md_escape(problem.hint)}")
     st.caption("Remove or fix these files, then press *Load files* again.")
 if outcome is not None and outcome.warnings:
-    label = f"{outcome.skipped} record(s) skipped" if outcome.skipped else f"{len(outcome.warnings)} warning(s)"
+    label = (
+        f"{outcome.skipped} record(s) skipped" if outcome.skipped else f"{len(outcome.warnings)} warning(s)"
+    )
     with st.expander(f"Last load: {label}", icon=":material/warning:"):
         st.dataframe({"where and what": outcome.warnings}, hide_index=True)
 
 # -- preview ---------------------------------------------------------------------------------------------
 if current is not None:
     st.subheader("Preview", divider="gray")
-    tab_docs, tab_chunks = st.tabs(["Documents", "Chunks" if current.chunking.mode != "none" else "Indexed units"])
+    tab_docs, tab_chunks = st.tabs(
+        ["Documents", "Chunks" if current.chunking.mode != "none" else "Indexed units"]
+    )
     with tab_docs:
         docs = current.documents[:200]
         st.dataframe(
@@ -243,7 +274,9 @@ if current is not None:
         help="The late-interaction store keeps every document's MiniLM token vectors, so a query encodes only itself.",
     )
     ready = {s: resources.index_ready(s, current.corpus, settings) for s in FIRST_STAGES}
-    st.caption(" · ".join(f"{FIRST_STAGE_LABELS[s]}: {'ready' if ready[s] else 'not built'}" for s in FIRST_STAGES))
+    st.caption(
+        " · ".join(f"{FIRST_STAGE_LABELS[s]}: {'ready' if ready[s] else 'not built'}" for s in FIRST_STAGES)
+    )
     if st.button("Build", icon=":material/build:", disabled=not chosen):
         bar = st.progress(0.0, text="Starting…")
         for i, name in enumerate(chosen):

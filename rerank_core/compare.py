@@ -264,7 +264,9 @@ def run_comparison(
     results: list[RerankResult] = []
     for i, reranker in enumerate(rerankers, start=1):
         loading = "" if reranker.loaded else " (loading the model first)"
-        report(progress, i, total, f"Reranking {len(candidates)} candidates with {reranker.method_name}{loading}")
+        report(
+            progress, i, total, f"Reranking {len(candidates)} candidates with {reranker.method_name}{loading}"
+        )
         result = reranker.rerank(query, candidates, top_k=None)
         results.append(result)
         if on_result is not None:

@@ -122,7 +122,7 @@ def test_compare_draws_one_column_per_method_chart_and_agreement():
     late_body = next(b for b in _html_bodies(at) if "Late interaction" in b)
     shown = re.findall(r'data-doc="([^"]+)"', late_body)
     assert shown == late.ids[:8]
-    assert "▲" in bodies or "▼" in bodies or "new ↑" in bodies or 'rp-same' in bodies
+    assert "▲" in bodies or "▼" in bodies or "new ↑" in bodies or "rp-same" in bodies
 
     (chart,) = at.get("plotly_chart")
     spec = json.loads(chart.proto.spec)
@@ -247,7 +247,11 @@ def test_script_passage_renders_as_text_everywhere():
 # -- uploads --------------------------------------------------------------------------------------------
 
 BAD_FILES = {
-    "non-UTF-8 CSV": ("prices.csv", "id,text\n1,Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e\n".encode("cp1252"), "is not valid UTF-8"),
+    "non-UTF-8 CSV": (
+        "prices.csv",
+        "id,text\n1,Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e\n".encode("cp1252"),
+        "is not valid UTF-8",
+    ),
     "empty file": ("empty.jsonl", b"", "is empty"),
     "binary renamed .txt": ("photo.txt", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "binary"),
 }
@@ -274,7 +278,9 @@ def test_bad_upload_shows_the_problem_and_keeps_the_corpus(case):
 
 
 def test_good_csv_upload_with_column_choice_then_back_to_sample():
-    csv_bytes = b"doc,heading,body\nA1,Lift,Lift grows with the angle of attack\nA2,Drag,Drag rises near Mach one\n"
+    csv_bytes = (
+        b"doc,heading,body\nA1,Lift,Lift grows with the angle of attack\nA2,Drag,Drag rises near Mach one\n"
+    )
     at = _app(methods="late-interaction")
     at.switch_page("pages/corpus.py").run()
     at.file_uploader(key=keys.CORPUS_UPLOADS).set_value([("notes.csv", csv_bytes, "text/csv")])

@@ -60,8 +60,12 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> Non
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (CI installs it: apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)")
+        pytest.skip(
+            "Debian chromium is not installed at /usr/bin/chromium (CI installs it: apt-get install chromium)"
+        )
+    pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)"
+    )
     port = _free_port()
     data_dir = tmp_path_factory.mktemp("rerank-data")
     env = {

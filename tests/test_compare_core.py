@@ -200,7 +200,11 @@ def _corpus():
 def test_run_comparison_gives_every_method_the_same_candidates_in_turn():
     log: list = []
     retriever = WordOverlapRetriever().build(_corpus())
-    rerankers = [RecordingReranker(log, model="one"), MissingReranker(log), RecordingReranker(log, model="two")]
+    rerankers = [
+        RecordingReranker(log, model="one"),
+        MissingReranker(log),
+        RecordingReranker(log, model="two"),
+    ]
     steps: list[str] = []
     seen: list[str] = []
     comp = run_comparison(

@@ -125,7 +125,10 @@ def active_corpus() -> ActiveCorpus | None:
         try:
             current = sample_corpus()
         except (ImportError, RerankError) as exc:
-            st.session_state[keys.CORPUS_NOTICE] = ("error", f"The built-in sample corpus cannot be loaded: {exc}")
+            st.session_state[keys.CORPUS_NOTICE] = (
+                "error",
+                f"The built-in sample corpus cannot be loaded: {exc}",
+            )
             return None
         st.session_state[keys.ACTIVE_CORPUS] = current
     return current
@@ -223,7 +226,9 @@ def load_uploads(
     if not report.documents:
         return UploadOutcome(
             loaded=False,
-            problems=[FileProblem(", ".join(n for n, _ in files), "holds no documents.", "check the files' format")],
+            problems=[
+                FileProblem(", ".join(n for n, _ in files), "holds no documents.", "check the files' format")
+            ],
             warnings=warnings,
             skipped=report.skipped,
         )

@@ -29,7 +29,12 @@ METHODS: dict[str, MethodInfo] = {
             "MaxSim over the MiniLM token embeddings: zero-shot, not a trained ColBERT",
             "sentence-transformers/all-MiniLM-L6-v2",
         ),
-        MethodInfo("cross-encoder", "Cross-encoder", "query and passage read together", "cross-encoder/ms-marco-MiniLM-L-6-v2"),
+        MethodInfo(
+            "cross-encoder",
+            "Cross-encoder",
+            "query and passage read together",
+            "cross-encoder/ms-marco-MiniLM-L-6-v2",
+        ),
         MethodInfo("flashrank", "FlashRank", "ONNX cross-encoder on CPU", "ms-marco-TinyBERT-L-2-v2"),
         MethodInfo("colbert", "ColBERT", "trained late interaction (RAGatouille)", "colbert-ir/colbertv2.0"),
         MethodInfo(

@@ -153,9 +153,13 @@ def row_html(row: ShownRow, cand: Candidate, k: int, *, highlighted: bool, basel
     title = cand.title.strip() or cand.doc_id
     flags = []
     if row.truncated:
-        flags.append('<span class="rp-flag" title="the model saw only the first part">truncated for this model</span>')
+        flags.append(
+            '<span class="rp-flag" title="the model saw only the first part">truncated for this model</span>'
+        )
     if row.flagged and not baseline:
-        flags.append('<span class="rp-flag" title="not the model\'s own judgement">kept first-stage place</span>')
+        flags.append(
+            '<span class="rp-flag" title="not the model\'s own judgement">kept first-stage place</span>'
+        )
     cls = "rp-row rp-hl" if highlighted else "rp-row"
     return (
         f'<div class="{cls}" data-doc="{esc(row.doc_id)}">'
@@ -165,7 +169,7 @@ def row_html(row: ShownRow, cand: Candidate, k: int, *, highlighted: bool, basel
         f'<div class="rp-id">{esc(row.doc_id)}</div>'
         f'<div class="rp-snip">{esc(snippet(cand.text))}</div>'
         f'<div class="rp-meta"><span class="rp-score" title="score">{esc(format_score(row.score))}</span>'
-        f'{movement_badge(row, k, baseline=baseline)}{"".join(flags)}</div>'
+        f"{movement_badge(row, k, baseline=baseline)}{''.join(flags)}</div>"
         f'<details><summary>Full text</summary><div class="rp-full">{esc_block(cand.full_text)}</div></details>'
         f"</div></div>"
     )
@@ -258,8 +262,13 @@ def method_column(
     if is_unavailable(result):
         err = result.error
         assert err is not None
-        st.html(column_header(ColumnSpec(name=title, label=model or blurb, scale="not run", colour="#cbd5e1")))
-        st.error(f"**{_ERROR_TITLES.get(err.kind, 'Failed')}**  \n{md_escape(short_reason(err.message))}", icon=":material/block:")
+        st.html(
+            column_header(ColumnSpec(name=title, label=model or blurb, scale="not run", colour="#cbd5e1"))
+        )
+        st.error(
+            f"**{_ERROR_TITLES.get(err.kind, 'Failed')}**  \n{md_escape(short_reason(err.message))}",
+            icon=":material/block:",
+        )
         with st.expander("Why, and how to fix"):
             st.caption(md_escape(err.message))
             if err.hint:

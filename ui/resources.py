@@ -34,7 +34,14 @@ T = TypeVar("T")
 
 # method -> the settings fields it reads besides the common ones
 _METHOD_SETTINGS = {
-    "llm": ("data_dir", "openai_model", "openai_base_url", "openai_api_key", "request_timeout_s", "max_retries"),
+    "llm": (
+        "data_dir",
+        "openai_model",
+        "openai_base_url",
+        "openai_api_key",
+        "request_timeout_s",
+        "max_retries",
+    ),
     "cohere": ("cohere_model", "cohere_base_url", "cohere_api_key", "request_timeout_s", "max_retries"),
     "flashrank": ("flashrank_cache_dir", "data_dir"),
 }
@@ -149,7 +156,9 @@ def overrides_prepare(reranker: Reranker) -> bool:
     return type(reranker).prepare is not Reranker.prepare
 
 
-def prepare_reranker(reranker: Reranker, corpus: Corpus, settings: Settings, progress: ProgressFn | None) -> bool:
+def prepare_reranker(
+    reranker: Reranker, corpus: Corpus, settings: Settings, progress: ProgressFn | None
+) -> bool:
     """Run the reranker's per-corpus precomputation once per (reranker, corpus). True if it ran now."""
     if not overrides_prepare(reranker):
         return False
