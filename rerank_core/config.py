@@ -66,7 +66,7 @@ class Settings:
 
     def with_secrets(self, **secrets: str | None) -> Settings:
         """A copy with API keys set (for keys from Streamlit secrets or a password field)."""
-        clean = {k: v for k, v in secrets.items() if v}
+        clean: dict[str, Any] = {k: v for k, v in secrets.items() if v}
         unknown = set(clean) - set(_SECRET_ENV)
         if unknown:
             raise ConfigError(f"unknown secret(s): {sorted(unknown)}")
