@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,15 @@ def test_changing_the_number_shown_reruns_no_model(monkeypatch):
     assert calls == {"rerank": 1, "search": 1}
     late_body = next(b for b in _html_bodies(at) if "Late interaction" in b)
     assert len(re.findall(r'class="rp-row', late_body)) == 4
+    # picking a shown document highlights it in every column that shows it, again without a model run
+    late = next(iter(_results(at)["methods"].values()))
+    first_ids = _results(at)["first"][1].ids[:4]
+    both = next(d for d in late.ids[:4] if d in first_ids)
+    at.selectbox(key=keys.CMP_HIGHLIGHT).select(both).run()
+    highlighted = [b for b in _html_bodies(at) if f'class="rp-row rp-hl" data-doc="{both}"' in b]
+    assert len(highlighted) == 2
+    assert sum(b.count('class="rp-row rp-hl"') for b in _html_bodies(at)) == 2
+    assert calls == {"rerank": 1, "search": 1}
     # a new method reranks the very same candidates; the cached one is not run again
     at.multiselect(key=keys.METHODS).set_value(["late-interaction", "cross-encoder"]).run()
     _no_exception(at)
@@ -207,6 +217,26 @@ def test_url_parameters_set_the_view():
     assert at.text_input(key=keys.OPENAI_KEY).proto.type == 1  # PASSWORD
 
 
+@pytest.mark.slow
+def test_hosted_failure_falls_back_to_the_first_stage_order_with_a_warning(monkeypatch):
+    with socket.socket() as sock:  # a port nothing listens on: the call fails at once
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    monkeypatch.setenv("RERANK_COHERE_BASE_URL", f"http://127.0.0.1:{dead}")
+    monkeypatch.setenv("RERANK_MAX_RETRIES", "0")
+    at = _app(q=_sample_queries()[0], methods=["cohere", "late-interaction"], k="5")
+    at.run()
+    _no_exception(at)
+    cohere = next(r for r in _results(at)["methods"].values() if r.method.startswith("cohere"))
+    first = _results(at)["first"][1]
+    assert cohere.fallback and cohere.ids == first.ids and all(it.flagged for it in cohere.items)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Fell back to the first-stage order" in warnings
+    cohere_body = next(b for b in _html_bodies(at) if "Cohere Rerank" in b)
+    assert re.findall(r'data-doc="([^"]+)"', cohere_body) == first.ids[:5]
+    assert cohere_body.count("kept first-stage place") == 5
+
+
 # -- untrusted text -------------------------------------------------------------------------------------
 
 
@@ -216,6 +246,7 @@ def test_script_passage_renders_as_text_everywhere():
         {"_id": "evil", "title": EVIL_TITLE, "text": EVIL_TEXT},
         {"_id": "plain", "title": "Plain", "text": "Airfoil drag notes and lift curves"},
         {"_id": "other", "title": "Other", "text": "Boundary layer transition on a flat plate"},
+        {"_id": "long", "title": "Long", "text": "airfoil lift notes " + "wing section data " * 400},
     ]
     data = "\n".join(json.dumps(d) for d in docs).encode()
     at = _upload(_app(methods="late-interaction"), [("evil<b>.jsonl", data, "application/json")])
@@ -234,6 +265,12 @@ def test_script_passage_renders_as_text_everywhere():
     assert "&lt;img src=x onerror=&quot;window.__pwned = 3&quot;&gt;" in joined
     for body in bodies:
         assert "<script" not in body and "<img" not in body
+    # the 1,200-word passage is longer than MiniLM's input: flagged in the column and in a warning
+    assert "truncated for this model" in joined
+    n = len(_results(at)["first"][0])
+    assert any(f"saw only the start of 1 of the {n} candidates" in w.value for w in at.warning), [
+        w.value for w in at.warning
+    ]
     # nothing that allows HTML carries the user's text, and Markdown never sees it unescaped
     for md in at.markdown:
         if md.proto.allow_html:

@@ -85,11 +85,15 @@ def _cell(kind: str, key: str) -> OnceCell:
 
 
 def _secret_from_streamlit(name: str) -> str | None:
-    try:
-        value = st.secrets.get(name)
-    except Exception:  # noqa: BLE001 - no secrets file is the normal case
-        return None
-    return str(value) if value else None
+    """``NAME`` or ``name`` from Streamlit secrets (``.streamlit/secrets.toml``), if set."""
+    for key in (name, name.lower()):
+        try:
+            value = st.secrets.get(key)
+        except Exception:  # noqa: BLE001 - no secrets file is the normal case
+            return None
+        if value:
+            return str(value)
+    return None
 
 
 def session_settings() -> Settings:
