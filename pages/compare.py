@@ -341,7 +341,14 @@ if missing:
                             f"Could not precompute for {render.md_escape(reranker.method_name)}: "
                             f"{render.md_escape(resources.describe_error(exc)[0])}"
                         )
-                st.write(f"Reranking with {render.md_escape(reranker.method_name)}…")
+                if reranker.name == "llm" and not reranker.hosted:
+                    st.write(
+                        f"Grading {len(candidates)} passages with {render.md_escape(reranker.method_name)}: one "
+                        "request per passage on this CPU, so this takes a while (answers are cached: asking "
+                        "again is instant)…"
+                    )
+                else:
+                    st.write(f"Reranking with {render.md_escape(reranker.method_name)}…")
                 res = run_comparison(
                     query.strip(), retriever, [reranker], depth, first_stage=(candidates, first_result)
                 ).results[0]

@@ -120,11 +120,14 @@ if csv_files and csv_columns is not None:
         header = csv_columns(first_bytes, first_name)
     except RerankError as exc:
         header = []
-        st.error(
-            f"**{render.md_escape(first_name)}**: {render.md_escape(exc.message)}", icon=":material/error:"
-        )
-        if exc.hint:
-            st.caption(f"How to fix: {render.md_escape(exc.hint)}")
+        last = st.session_state.get(keys.CORPUS_LAST_REPORT)
+        if not (last is not None and any(p.file == first_name for p in last.problems)):  # not said twice
+            st.error(
+                f"**{render.md_escape(first_name)}** cannot be read: {render.md_escape(exc.message)}",
+                icon=":material/error:",
+            )
+            if exc.hint:
+                st.caption(f"How to fix: {render.md_escape(exc.hint)}")
     if header:
         all_csv = len(csv_files) == len(files)
         st.markdown(f"**Columns of {render.md_escape(first_name)}**")

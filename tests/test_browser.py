@@ -130,6 +130,15 @@ def _wait_for_results(page, query: str, timeout_ms: int = 180_000) -> None:
     page.locator(".js-plotly-plot").first.wait_for(timeout=timeout_ms)
 
 
+def _wait_idle(page, timeout_ms: int = 180_000) -> None:
+    """The script run has finished and no element is left over from the previous run."""
+    page.wait_for_function(
+        """() => document.querySelectorAll('[data-stale="true"]').length === 0
+             && !document.querySelector('[data-testid^="stStatusWidgetRunning"]')""",
+        timeout=timeout_ms,
+    )
+
+
 def _submit_query(page, query: str) -> float:
     box = page.get_by_label("Query")
     box.fill(query)
@@ -149,6 +158,7 @@ def test_app_in_a_real_browser(server, browser_page):
     page.goto(f"{server}/?{methods}")
     # the app opens on the sample corpus and runs the first example query (cold: models load here)
     _wait_for_results(page, queries[0], timeout_ms=300_000)
+    _wait_idle(page)
     page.screenshot(path=str(ARTIFACTS / "01-compare-sample-first-query.png"))
 
     # warm models: Enter -> every offline method rendered, 50 candidates
@@ -164,6 +174,7 @@ def test_app_in_a_real_browser(server, browser_page):
     assert columns.count() == 1 + len(OFFLINE_METHODS)
     assert page.locator(".rp-row").count() >= 10
     assert page.get_by_test_id("stAlertContentError").count() == 3  # the methods without local weights
+    _wait_idle(page)
     page.screenshot(path=str(ARTIFACTS / "02-compare-warm-query.png"))
 
     # a link reproduces the view
@@ -187,7 +198,21 @@ def test_app_in_a_real_browser(server, browser_page):
     page.locator("input[type=file]").set_input_files(str(upload))
     page.get_by_role("button", name="Load files").click()
     page.get_by_text("Loaded 3 documents from 1 file").wait_for()
+    page.wait_for_timeout(500)
+    _wait_idle(page)
+    assert page.get_by_text("upload-corpus.jsonl").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "03-corpus-uploaded.png"))
+
+    # a file that cannot be read: the page says which and why, and the corpus in use stays
+    bad = ARTIFACTS / "prices-cp1252.csv"
+    bad.write_bytes("id,text\n1,Caf\u00e9 cr\u00e8me\n".encode("cp1252"))
+    page.locator("input[type=file]").set_input_files(str(bad))
+    page.get_by_role("button", name="Load files").click()
+    page.get_by_text("Nothing was loaded").wait_for()
+    _wait_idle(page)
+    assert page.get_by_text("is not valid UTF-8", exact=False).count() >= 1
+    assert page.get_by_text("upload-corpus.jsonl").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "04-corpus-bad-upload.png"))
 
     page.get_by_role("link", name="Compare").first.click()
     took = _submit_query(page, "lift and drag")
@@ -197,4 +222,5 @@ def test_app_in_a_real_browser(server, browser_page):
         "window.__pwned = 2" in page.locator('.rp-row[data-doc="evil"]').first.inner_text()
     )
     assert page.evaluate("typeof window.__pwned") == "undefined"
-    page.screenshot(path=str(ARTIFACTS / "04-compare-uploaded-corpus.png"))
+    _wait_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "05-compare-uploaded-corpus.png"))

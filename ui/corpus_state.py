@@ -183,7 +183,9 @@ def _queries_from_zip(data: bytes) -> list[str]:
 
 def _problem(exc: BaseException, fallback_file: str) -> FileProblem:
     if isinstance(exc, CorpusFormatError):
-        return FileProblem(file=exc.file or fallback_file, message=exc.message, hint=exc.hint)
+        file = exc.file or fallback_file
+        message = exc.message.removeprefix(f"{file}: ").removeprefix(f"{file}, ")  # the file is shown apart
+        return FileProblem(file=file, message=message, hint=exc.hint)
     if isinstance(exc, RerankError):
         return FileProblem(file=fallback_file, message=exc.message, hint=exc.hint)
     return FileProblem(file=fallback_file, message=f"could not be read ({type(exc).__name__}: {exc}).")

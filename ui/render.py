@@ -329,8 +329,6 @@ def latency_figure(
     query_ms: Sequence[float],
     load_s: Sequence[float],
     colours: Sequence[str],
-    *,
-    unavailable: Sequence[str] = (),
 ):
     """Query time per order (left) and the one-off load or index build (right), as two bar panels."""
     import plotly.graph_objects as go
@@ -383,18 +381,6 @@ def latency_figure(
         bargap=0.25,
     )
     fig.update_yaxes(autorange="reversed")
-    if unavailable:
-        fig.add_annotation(
-            text="not run: " + ", ".join(plot_label(u) for u in unavailable),
-            xref="paper",
-            yref="paper",
-            x=0,
-            y=-0.02,
-            yanchor="top",
-            showarrow=False,
-            font=dict(size=11, color="#64748b"),
-        )
-        fig.update_layout(margin=dict(l=10, r=10, t=40, b=34))
     return fig
 
 
