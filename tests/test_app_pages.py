@@ -77,10 +77,24 @@ def _upload(at: AppTest, files: list[tuple[str, bytes, str]]) -> AppTest:
 # -- every page -----------------------------------------------------------------------------------------
 
 
-def test_every_page_runs_on_the_sample_corpus():
-    at = _app(methods="late-interaction")
+def test_every_page_runs_on_the_sample_corpus(monkeypatch):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "COHERE_API_KEY", "RERANK_COHERE_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    at = _app()  # the page as a user first sees it: the default methods, most without weights here
     at.run()
     _no_exception(at)
+    assert at.multiselect(key=keys.METHODS).value == [
+        "late-interaction",
+        "cross-encoder",
+        "flashrank",
+        "colbert",
+        "llm",
+    ]
+    methods = _results(at)["methods"]
+    late = next(r for r in methods.values() if r.method.startswith("late-interaction"))
+    assert late.ok and late.items
+    llm = next(r for r in methods.values() if r.method.startswith("llm"))
+    assert llm.error is not None and llm.error.kind == "missing-api-key" and not llm.items
     active = at.session_state[keys.ACTIVE_CORPUS]
     assert active.is_sample and len(active.corpus) > 0 and active.example_queries
     # the first example query is filled in, so a first comparison shows without typing
@@ -102,13 +116,13 @@ def test_every_page_runs_on_the_sample_corpus():
 @pytest.mark.slow
 def test_compare_draws_one_column_per_method_chart_and_agreement():
     query = _sample_queries()[1]
-    at = _app(q=query, methods=["late-interaction"], first_stage="dense", depth="30", k="8")
+    at = _app(q=query, methods=["late-interaction"], first_stage="hybrid", depth="30", k="8")
     at.run()
     _no_exception(at)
     entry = _results(at)
     candidates, first = entry["first"]
     assert len(candidates) == min(30, len(at.session_state[keys.ACTIVE_CORPUS].corpus))
-    assert first.method == "dense"
+    assert first.method == "hybrid"
     (late,) = entry["methods"].values()
     assert late.ok and late.items, late.error
     # the method ordered exactly the first stage's candidates, best score first
@@ -117,7 +131,7 @@ def test_compare_draws_one_column_per_method_chart_and_agreement():
     assert scores == sorted(scores, reverse=True)
     assert "MaxSim" in str(late.scale)
 
-    assert _column_names(at) == ["Dense (MiniLM) · first stage", "Late interaction"]
+    assert _column_names(at) == ["Hybrid (RRF) · first stage", "Late interaction"]
     bodies = "".join(_html_bodies(at))
     # the shown rows follow the method's order, 8 per column
     late_body = next(b for b in _html_bodies(at) if "Late interaction" in b)
@@ -128,12 +142,12 @@ def test_compare_draws_one_column_per_method_chart_and_agreement():
     (chart,) = at.get("plotly_chart")
     spec = json.loads(chart.proto.spec)
     query_bars, load_bars = spec["data"][0], spec["data"][1]
-    assert query_bars["y"] == ["Dense (MiniLM) · first stage", "Late interaction"]
+    assert query_bars["y"] == ["Hybrid (RRF) · first stage", "Late interaction"]
     assert all(v > 0 for v in query_bars["x"])
     assert load_bars["x"][1] == pytest.approx(late.model_load_s)
 
     table = at.dataframe[0].value
-    assert list(table["Order A"]) == ["Dense (MiniLM) · first stage"]
+    assert list(table["Order A"]) == ["Hybrid (RRF) · first stage"]
     assert 0.0 <= float(table["Overlap@8"][0]) <= 1.0
     assert -1.0 <= float(table["Kendall τ"][0]) <= 1.0
 

@@ -208,7 +208,9 @@ def get_index(name: str, corpus: Corpus, settings: Settings, progress: ProgressF
             if from_parts is not None:
                 bm25 = get_index("bm25", corpus, settings, progress)
                 dense = get_index("dense", corpus, settings, progress)
-                return from_parts(bm25, dense)
+                fused = from_parts(bm25, dense)
+                fused.build_s = bm25.build_s + dense.build_s  # what building it cost, for the chart
+                return fused
         return create_retriever(name, settings).build(corpus, progress)
 
     return cell.get_or_init(build)
