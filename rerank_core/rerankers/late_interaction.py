@@ -68,7 +68,7 @@ def maxsim_scores(query: np.ndarray, documents: Sequence[np.ndarray]) -> np.ndar
     nonempty = np.flatnonzero(lengths > 0)
     if nonempty.size == 0:
         return out
-    stacked = np.concatenate([documents[i] for i in nonempty], axis=0).astype(np.float32, copy=False)
+    stacked = np.concatenate([documents[int(i)] for i in nonempty], axis=0).astype(np.float32, copy=False)
     sims = stacked @ np.asarray(query, dtype=np.float32).T  # (total tokens, q)
     starts = np.concatenate(([0], np.cumsum(lengths[nonempty])[:-1]))
     best = np.maximum.reduceat(sims, starts, axis=0)  # (documents, q): best document token per query token

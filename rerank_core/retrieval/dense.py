@@ -53,7 +53,8 @@ class DenseRetriever(Retriever):
         super().__init__(settings=settings, **options)
         self.options = _check_options(self.options)
         if not self.options["normalize"]:
-            self.scale = ScoreScale.FIRST_STAGE  # a raw dot product, not a cosine
+            # a raw dot product, not a cosine (per instance: the base class reads self.scale)
+            self.scale = ScoreScale.FIRST_STAGE  # type: ignore[misc]
         self.embeddings: np.ndarray | None = None
         self._model: Any = None
 
