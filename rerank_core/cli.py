@@ -101,7 +101,8 @@ def _load_dataset(args: argparse.Namespace):
     from rerank_core.errors import ConfigError
     from rerank_core.types import Dataset
 
-    dataset = load_beir(args.dataset, split=args.split)
+    # with --qrels-db the judgements come from the store: the folder needs no qrels of its own
+    dataset = load_beir(args.dataset, split=args.split, require_qrels=not args.qrels_db)
     if not args.qrels_db:
         return dataset
     from rerank_core.judgements import JudgementStore

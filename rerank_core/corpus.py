@@ -958,9 +958,17 @@ def _load_qrels(
 
 
 def load_beir_report(
-    path: str | Path, split: str = "test", *, max_bytes: int = DEFAULT_MAX_BYTES, encoding: str | None = None
+    path: str | Path,
+    split: str = "test",
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    encoding: str | None = None,
+    require_qrels: bool = True,
 ) -> tuple[Dataset, list[LoadWarning]]:
     """Load a BEIR dataset (folder or .zip) and every warning met on the way.
+
+    With ``require_qrels=False`` a dataset without ``qrels/<split>.tsv`` loads with empty qrels
+    (for judgements that come from the label store instead).
 
     Documents with neither title nor text are kept (with a warning), because qrels may judge them
     and dropping them would change the metrics; qrels rows naming unknown queries or documents are
@@ -975,7 +983,8 @@ def load_beir_report(
                 hint="a BEIR dataset has corpus.jsonl, queries.jsonl and qrels/",
             )
     qrels_rel = f"qrels/{split}.tsv"
-    if not src.exists(qrels_rel):
+    has_qrels = src.exists(qrels_rel)
+    if not has_qrels and require_qrels:
         have = src.splits()
         raise CorpusFormatError(
             f"has no qrels for split {split!r} ({qrels_rel}).",
@@ -990,11 +999,15 @@ def load_beir_report(
         raise CorpusFormatError("holds no documents.", file=corpus_label, hint="check the file's format")
     corpus = Corpus(report.documents, name=src.name)
     queries = _load_queries(src.read_text("queries.jsonl", encoding), src.label("queries.jsonl"), report)
-    qrels = _load_qrels(src.read_text(qrels_rel, encoding), src.label(qrels_rel), corpus, queries, report)
+    qrels = (
+        _load_qrels(src.read_text(qrels_rel, encoding), src.label(qrels_rel), corpus, queries, report)
+        if has_qrels
+        else {}
+    )
     report.finish()
     return Dataset(name=src.name, corpus=corpus, queries=queries, qrels=qrels), report.warnings
 
 
-def load_beir(path: str | Path, split: str = "test") -> Dataset:
+def load_beir(path: str | Path, split: str = "test", *, require_qrels: bool = True) -> Dataset:
     """Load a BEIR dataset from a folder or a .zip (see :func:`load_beir_report` for the warnings)."""
-    return load_beir_report(path, split)[0]
+    return load_beir_report(path, split, require_qrels=require_qrels)[0]

@@ -275,18 +275,38 @@ def _get_retriever(
     name: str,
     dataset: Dataset,
     settings: Settings | None,
-    cache: Mapping[str, Retriever] | None,
+    cache: dict[str, Retriever],
     steps: _Steps,
 ) -> tuple[Retriever, bool]:
-    cached = (cache or {}).get(name)
-    if (
-        cached is not None
-        and cached.corpus is not None
-        and cached.corpus.fingerprint == dataset.corpus.fingerprint
-    ):
+    """A retriever built on this corpus: reused from ``cache``, fused from built parts, or built.
+
+    Newly built retrievers are added to ``cache`` (a dict private to one evaluation), so ``hybrid``
+    reuses the ``bm25`` and ``dense`` indexes of the same run, and the other way round.
+    """
+
+    def built(key: str) -> Retriever | None:
+        r = cache.get(key)
+        ok = r is not None and r.corpus is not None and r.corpus.fingerprint == dataset.corpus.fingerprint
+        return r if ok else None
+
+    cached = built(name)
+    if cached is not None:
         return cached, True
+    hybrid = built("hybrid")
+    if name in ("bm25", "dense") and hybrid is not None and getattr(hybrid, name, None) is not None:
+        part = getattr(hybrid, name)
+        cache[name] = part
+        return part, True
+    bm25, dense = built("bm25"), built("dense")
+    if name == "hybrid" and bm25 is not None and dense is not None:
+        from rerank_core.retrieval.hybrid import HybridRetriever
+
+        fused = HybridRetriever.from_parts(bm25, dense, settings)  # type: ignore[arg-type]
+        cache[name] = fused
+        return fused, True
     retriever = create_retriever(name, settings)
     retriever.build(dataset.corpus, steps.sub(f"{name}: building the index"))
+    cache[name] = retriever
     return retriever, False
 
 
@@ -328,7 +348,7 @@ def _evaluate_retriever(
     query_ids: Sequence[str],
     depth: int,
     settings: Settings | None,
-    cache: Mapping[str, Retriever] | None,
+    cache: dict[str, Retriever],
     steps: _Steps,
 ) -> tuple[MethodEvaluation, Retriever | None, dict[str, tuple[list[Candidate], float]]]:
     """Build (or reuse) a retriever and run the queries; also returns the candidates per query."""
@@ -464,8 +484,9 @@ def run_evaluation(
     phases = 1 + sum(1 for m in methods if m != first_stage)
     steps = _Steps(progress, phases * (n + 1))
 
+    built: dict[str, Retriever] = dict(retrievers or {})
     fs_eval, _, candidates = _evaluate_retriever(
-        first_stage, dataset, query_ids, depth, settings, retrievers, steps
+        first_stage, dataset, query_ids, depth, settings, built, steps
     )
     if fs_eval.available:
         _finish(fs_eval, qrels, measures, n)
@@ -475,7 +496,7 @@ def run_evaluation(
         if name == first_stage:
             m = fs_eval
         elif _is_retriever(name):
-            m, _, _ = _evaluate_retriever(name, dataset, query_ids, depth, settings, retrievers, steps)
+            m, _, _ = _evaluate_retriever(name, dataset, query_ids, depth, settings, built, steps)
             if m.available:
                 _finish(m, qrels, measures, n)
         elif fs_eval.index_build_s is None:  # the first stage could not be built
