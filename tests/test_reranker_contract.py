@@ -23,6 +23,16 @@ from rerank_core.types import Candidate, MethodSpec, ScoreScale
 
 pytest_plugins = ["tiny_models"]
 
+from loopback_servers import (  # noqa: E402
+    CHAT_PATH,
+    RERANK_PATH,
+    LoopbackServer,
+    Reply,
+    chat,
+    cohere_rerank_body,
+    split_prompt,
+)
+
 TEXTS = [
     ("Lift on wings", "lift is a force that acts on the wings of an aircraft in flight"),
     ("", "drag on a cylinder in supersonic flow"),
@@ -80,7 +90,62 @@ def _late_interaction(request) -> Reranker:
     return create_reranker("late-interaction", settings_for(request))
 
 
+def _overlap(query: str, text: str) -> int:
+    """The loopback servers' relevance rule: how many query words the passage contains."""
+    words = set(text.lower().split())
+    return sum(1 for w in set(query.lower().split()) if w in words)
+
+
+def _loopback(request) -> LoopbackServer:
+    server = LoopbackServer().start()
+    request.addfinalizer(server.stop)
+    return server
+
+
+def _llm(request) -> Reranker:
+    """The OpenAI-compatible LLM reranker against a loopback server that grades by word overlap."""
+    server = _loopback(request)
+
+    def grader(rec) -> Reply:
+        query, passages, _ = split_prompt(rec.message("user"))
+        (text,) = passages.values()
+        return chat('{"grade": %d}' % min(10, _overlap(query, text)))
+
+    server.responders[CHAT_PATH] = grader
+    settings = Settings(
+        data_dir=request.getfixturevalue("tmp_path") / "rerank-data",
+        openai_base_url=server.openai_base_url,
+        openai_api_key="sk-contract",
+        max_retries=0,
+        request_timeout_s=10,
+    )
+    return create_reranker("llm:loopback-model", settings)
+
+
+def _cohere(request) -> Reranker:
+    """The Cohere v2 reranker against a loopback server that scores by word overlap."""
+    server = _loopback(request)
+
+    def scorer(rec) -> Reply:
+        docs = rec.body["documents"]
+        scored = [(i, _overlap(rec.body["query"], d) / 10) for i, d in enumerate(docs)]
+        scored.sort(key=lambda pair: -pair[1])
+        return Reply(body=cohere_rerank_body(scored))
+
+    server.responders[RERANK_PATH] = scorer
+    settings = Settings(
+        data_dir=request.getfixturevalue("tmp_path") / "rerank-data",
+        cohere_base_url=server.url,
+        cohere_api_key="co-contract",
+        max_retries=0,
+        request_timeout_s=10,
+    )
+    return create_reranker("cohere", settings)
+
+
 CASES: list = [
+    pytest.param(Case("llm", _llm, load_measured=False), id="llm-openai-loopback"),
+    pytest.param(Case("cohere", _cohere, load_measured=False), id="cohere-loopback"),
     pytest.param(Case("cross-encoder", _cross_encoder), id="cross-encoder"),
     pytest.param(Case("colbert", _colbert), id="colbert"),
     pytest.param(Case("flashrank", _flashrank), id="flashrank"),

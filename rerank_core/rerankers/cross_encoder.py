@@ -68,10 +68,8 @@ class CrossEncoderReranker(Reranker):
         return None if self._model is None else int(self._model.max_seq_length)
 
     def _load(self) -> None:
-        import torch
-        from sentence_transformers import CrossEncoder
-
         assert self.model is not None
+        # find the weights before importing torch, so a missing model is reported at once
         resolved = resolve_model(
             self.model,
             self.settings.models_dir,
@@ -82,6 +80,9 @@ class CrossEncoderReranker(Reranker):
                 f"or give its local path as the model (cross-encoder:/path/to/model). Known models: {', '.join(KNOWN_MODELS)}."
             ),
         )
+        import torch
+        from sentence_transformers import CrossEncoder
+
         model = CrossEncoder(
             resolved.location,
             device=self.settings.device or "cpu",

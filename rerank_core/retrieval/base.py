@@ -57,14 +57,25 @@ class Retriever(ABC):
         for rank, (doc_id, score) in enumerate(hits, start=1):
             doc = self.corpus.get(doc_id)
             cands.append(
-                Candidate(doc_id=doc_id, text=doc.text, title=doc.title, first_stage_rank=rank, first_stage_score=float(score))
+                Candidate(
+                    doc_id=doc_id,
+                    text=doc.text,
+                    title=doc.title,
+                    first_stage_rank=rank,
+                    first_stage_score=float(score),
+                )
             )
         result = RerankResult(
             method=self.name,
             scale=self.scale,
             label=self.label,
             items=tuple(
-                RankedItem(doc_id=c.doc_id, rank=c.first_stage_rank, score=c.first_stage_score, first_stage_rank=c.first_stage_rank)
+                RankedItem(
+                    doc_id=c.doc_id,
+                    rank=c.first_stage_rank,
+                    score=c.first_stage_score,
+                    first_stage_rank=c.first_stage_rank,
+                )
                 for c in cands
             ),
             latency_ms=latency_ms,
