@@ -109,7 +109,7 @@ def _llm(request) -> Reranker:
     def grader(rec) -> Reply:
         query, passages, _ = split_prompt(rec.message("user"))
         (text,) = passages.values()
-        return chat('{"grade": %d}' % min(10, _overlap(query, text)))
+        return chat(f'{{"grade": {min(10, _overlap(query, text))}}}')
 
     server.responders[CHAT_PATH] = grader
     settings = Settings(
