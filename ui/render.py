@@ -51,6 +51,7 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 CSS = """
 <style>
+[data-testid="stMainBlockContainer"] {padding-top: 2.2rem;}
 .rp-colhead {border-top: 4px solid var(--rp-c); background: #f8fafc; border-radius: 6px;
   padding: 8px 10px 6px 10px; margin-bottom: 6px; min-height: 92px;}
 .rp-colhead .rp-name {font-weight: 700; font-size: 1.0rem; color: #0f172a; word-break: break-word;}
