@@ -19,7 +19,9 @@ import numpy as np
 # --------------------------------------------------------------------------------------------------
 #: below this mean Recall@50 the first stage misses too much for any reranker to fix: fix retrieval
 FIX_RETRIEVAL_RECALL_AT_50 = 0.6
-#: at or above this mean Recall@3 the first stage already ranks the answers on top
+#: at or above this share of the ATTAINABLE Recall@3 (see :func:`recall_of_ideal`) the first stage already
+#: ranks the answers on top. Raw Recall@3 cannot reach it when a query has more than 3 relevant documents
+#: (7 relevant: at most 3/7), so the verdict compares Recall@3 / ideal Recall@3, averaged over queries.
 ALREADY_GOOD_RECALL_AT_3 = 0.8
 #: a reranker whose nDCG@10 lift is below this is reported as not worth it
 MIN_USEFUL_LIFT = 0.01
@@ -284,13 +286,63 @@ def find_knee(depths: Sequence[int], values: Sequence[float], tolerance: float =
 VERDICT_KINDS = ("fix-retrieval-first", "reranker-pays", "already-good")
 
 
+def ideal_recall_at_k(judgements: Mapping[str, int], k: int) -> float:
+    """The best Recall@k any ranking can reach for one query: ``min(k, R) / R`` for R relevant documents.
+
+    Relevant means grade >= 1 (as in :mod:`rerank_core.metrics`); a query without any relevant
+    document gives 0 (as its Recall@k does)."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    n_rel = sum(1 for g in judgements.values() if g >= 1)
+    return min(k, n_rel) / n_rel if n_rel else 0.0
+
+
+def recall_of_ideal(
+    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int = 3
+) -> dict[str, float]:
+    """Per query, Recall@k divided by the best attainable Recall@k: ``hits in the top k / min(k, R)``.
+
+    ``run`` is ``{query: {doc: score}}`` (ordered as :func:`rerank_core.metrics.rank_documents` orders
+    it, the order every metric uses); R is the query's number of relevant (grade >= 1) documents.
+    1.0 means the top k is as good as it can be: all relevant documents when R <= k, only relevant
+    ones when R > k. Queries with no relevant document have nothing to attain and are left out; a
+    judged query missing from the run scores 0.
+    """
+    from rerank_core.metrics import rank_documents
+
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    out: dict[str, float] = {}
+    for qid, judgements in qrels.items():
+        n_rel = sum(1 for g in judgements.values() if g >= 1)
+        if not n_rel:
+            continue
+        top = rank_documents(run.get(qid) or {})[:k]
+        hits = sum(1 for d in top if judgements.get(d, 0) >= 1)
+        out[qid] = hits / min(k, n_rel)
+    return out
+
+
+def verdict_rules(metric_name: str = "nDCG@10") -> str:
+    """The verdict's rules and thresholds in one plain paragraph (the page shows it with the verdict)."""
+    return (
+        f"Rules: if the first stage's Recall@50 is below {FIX_RETRIEVAL_RECALL_AT_50:.0%}, fix retrieval first. "
+        f"Otherwise, if its top 3 holds at least {ALREADY_GOOD_RECALL_AT_3:.0%} of the relevant documents it "
+        f"could hold (Recall@3 divided by the best attainable Recall@3, min(3, R) / R for a query with R "
+        f"relevant documents, averaged over queries), it is already good. Otherwise a reranker pays. A lift "
+        f"below {MIN_USEFUL_LIFT} {metric_name} is reported as not worth its latency."
+    )
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Where the headroom is, and what the best measured reranker buys.
 
-    ``kind`` says where the headroom is (see the thresholds above); ``best_method`` is the method
-    with the largest lift (None when no method was measured) and ``worth_it`` says whether that
-    lift reaches :data:`MIN_USEFUL_LIFT`. ``text`` is the paragraph shown to the user.
+    ``kind`` says where the headroom is (see :func:`verdict`); ``best_method`` is the method with
+    the largest lift (None when no method was measured) and ``worth_it`` says whether that lift
+    reaches :data:`MIN_USEFUL_LIFT`. ``recall_at_3`` is the first stage's mean Recall@3 and
+    ``recall_at_3_of_ideal`` the mean of Recall@3 / ideal Recall@3 the rule used. ``text`` is the
+    paragraph shown to the user, rule and thresholds included.
     """
 
     kind: str
@@ -301,6 +353,7 @@ class Verdict:
     lift: float | None = None
     added_p95_ms: float | None = None
     worth_it: bool = False
+    recall_at_3_of_ideal: float | None = None
 
 
 def _ms(value: float) -> str:
@@ -313,20 +366,31 @@ def verdict(
     method_lifts: Mapping[str, tuple[float, float]],
     metric_name: str = "nDCG@10",
     baseline: float | None = None,
+    *,
+    recall3_of_ideal: float | None = None,
 ) -> Verdict:
     """Decide whether reranking pays, from first-stage recall and each method's measured lift.
 
     ``method_lifts[method] = (lift, added_p95_ms)``: the method's mean ``metric_name`` minus the
-    first stage's, and its p95 latency on top of the first stage. Rules, in order:
+    first stage's, and its p95 latency on top of the first stage. ``recall3_of_ideal`` is the mean
+    over queries of :func:`recall_of_ideal` at k = 3; when omitted, the raw ``first_stage_recall3``
+    stands in for it (the two are equal when no query has more than 3 relevant documents). Rules,
+    in order:
 
     1. mean Recall@50 < :data:`FIX_RETRIEVAL_RECALL_AT_50` -> ``fix-retrieval-first`` (a reranker
        only reorders what the first stage found);
-    2. mean Recall@3 >= :data:`ALREADY_GOOD_RECALL_AT_3` -> ``already-good`` (little room left);
+    2. mean Recall@3 / ideal Recall@3 >= :data:`ALREADY_GOOD_RECALL_AT_3` -> ``already-good`` (the
+       top 3 is close to the best it can be: little room left);
     3. otherwise -> ``reranker-pays`` (the answers are in the candidates but ranked too low).
 
     The best method is the one with the largest lift (ties: the lower added latency).
     """
-    for name, value in (("recall@50", first_stage_recall50), ("recall@3", first_stage_recall3)):
+    top3 = first_stage_recall3 if recall3_of_ideal is None else recall3_of_ideal
+    for name, value in (
+        ("recall@50", first_stage_recall50),
+        ("recall@3", first_stage_recall3),
+        ("recall@3 of ideal", top3),
+    ):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1, got {value}")
     lifts = {m: (float(li), float(la)) for m, (li, la) in method_lifts.items()}
@@ -355,27 +419,33 @@ def verdict(
             m, la = min(cheaper, key=lambda x: x[1])
             measured += f" {m} gets at least 90% of that lift for {_ms(la)}."
 
+    top3_fact = (
+        f"its top 3 holds {top3:.0%} of the relevant documents it could hold (Recall@3 {r3:.2f}; a query "
+        f"with R relevant documents can reach at most min(3, R) / R)"
+    )
     if r50 < FIX_RETRIEVAL_RECALL_AT_50:
         kind = "fix-retrieval-first"
         text = (
             f"Fix retrieval first. The first stage finds only {r50:.0%} of the relevant documents in its "
-            f"top 50 (the bar is {FIX_RETRIEVAL_RECALL_AT_50:.0%}), and a reranker can only reorder what it "
-            f"is given. Try hybrid or dense retrieval, better chunking or a deeper candidate list before "
-            f"paying for reranking. {measured}"
+            f"top 50 (Recall@50 {r50:.2f}; the rule: below {FIX_RETRIEVAL_RECALL_AT_50:.0%} means fix "
+            f"retrieval first), and a reranker can only reorder what it is given. Try hybrid or dense "
+            f"retrieval, better chunking or a deeper candidate list before paying for reranking. {measured}"
         )
-    elif r3 >= ALREADY_GOOD_RECALL_AT_3:
+    elif top3 >= ALREADY_GOOD_RECALL_AT_3:
         kind = "already-good"
         text = (
-            f"The first stage is already good: {r3:.0%} of the relevant documents are in its top 3 "
-            f"(the bar is {ALREADY_GOOD_RECALL_AT_3:.0%}), so a reranker has little room to help. "
-            f"{measured} Keep the first stage alone unless those points matter to you."
+            f"The first stage is already good: it finds {r50:.0%} of the relevant documents in its top 50 "
+            f"and {top3_fact}. The rule: {ALREADY_GOOD_RECALL_AT_3:.0%} or more of the attainable means "
+            f"already good, so a reranker has little room to help. {measured} Keep the first stage alone "
+            f"unless those points matter to you."
         )
     else:
         kind = "reranker-pays"
         text = (
             f"This is where a reranker pays: the first stage finds {r50:.0%} of the relevant documents in "
-            f"its top 50 but only {r3:.0%} in its top 3, so the answers are there but ranked too low. "
-            f"{measured}"
+            f"its top 50 (at least {FIX_RETRIEVAL_RECALL_AT_50:.0%} is needed), but {top3_fact}, below the "
+            f"{ALREADY_GOOD_RECALL_AT_3:.0%} that would mean already good. The answers are there but ranked "
+            f"too low. {measured}"
         )
         if best_name is not None and not worth_it:
             text += (
@@ -391,6 +461,7 @@ def verdict(
         lift=lift if best_name is not None else None,
         added_p95_ms=added if best_name is not None else None,
         worth_it=worth_it,
+        recall_at_3_of_ideal=top3,
     )
 
 

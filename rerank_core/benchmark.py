@@ -42,6 +42,7 @@ from rerank_core.analysis import (
     find_knee,
     paired_test,
     policy_thresholds,
+    recall_of_ideal,
     sweep_from_scores,
     verdict,
 )
@@ -169,6 +170,7 @@ class Benchmark:
                 "text": self.verdict.text,
                 "recall_at_50": self.verdict.recall_at_50,
                 "recall_at_3": self.verdict.recall_at_3,
+                "recall_at_3_of_ideal": self.verdict.recall_at_3_of_ideal,
                 "best_method": self.verdict.best_method,
                 "lift": self.verdict.lift,
                 "added_p95_ms": self.verdict.added_p95_ms,
@@ -429,6 +431,7 @@ def run_benchmark(
     fs_metrics = fs.metrics or {}
     recall3 = evaluate(fs.run, rep.qrels, ["R@3"])["R@3"]
     bench.first_stage_recall3 = sum(recall3.values()) / len(recall3) if recall3 else 0.0
+    of_ideal = recall_of_ideal(fs.run, rep.qrels, 3)  # Recall@3 / the best attainable Recall@3, per query
     lifts: dict[str, tuple[float, float]] = {}
     for name, s in bench.summaries.items():
         if s.kind != RERANKER or not s.available or s.latency is None:
@@ -440,6 +443,7 @@ def run_benchmark(
         lifts,
         metric_name=KEY_MEASURE,
         baseline=fs_metrics.get(KEY_MEASURE),
+        recall3_of_ideal=sum(of_ideal.values()) / len(of_ideal) if of_ideal else None,
     )
     if depth < 50:
         bench.verdict_note = (

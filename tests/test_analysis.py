@@ -16,13 +16,16 @@ from rerank_core.analysis import (
     depth_sweep,
     effective_depths,
     find_knee,
+    ideal_recall_at_k,
     normalised_margin,
     paired_test,
     policy_thresholds,
+    recall_of_ideal,
     sweep_from_scores,
     verdict,
+    verdict_rules,
 )
-from rerank_core.metrics import ndcg_at_k
+from rerank_core.metrics import evaluate, ndcg_at_k, recall_at_k
 
 # --------------------------------------------------------------------------------------------------
 # bootstrap
@@ -230,6 +233,84 @@ def test_verdict_thresholds_and_inputs():
     )
     with pytest.raises(ValueError):
         verdict(1.5, 0.2, {})
+    with pytest.raises(ValueError):
+        verdict(0.9, 0.2, {}, recall3_of_ideal=1.2)
+
+
+def _run(*ranked: str) -> dict[str, float]:
+    """A run entry whose order is ``ranked`` (first = highest score)."""
+    return {d: float(len(ranked) - i) for i, d in enumerate(ranked)}
+
+
+def test_recall_of_ideal_is_recall_at_3_over_the_best_attainable():
+    seven = {f"r{i}": 1 for i in range(7)} | {"n1": 0, "n2": 0}
+    qrels = {
+        "perfect-top3-of-7": seven,
+        "two-of-7": seven,
+        "one-relevant-at-2": {"a": 2, "b": 0},
+        "three-relevant-all-in": {"a": 1, "b": 3, "c": 2},
+        "none-relevant": {"x": 0},
+        "not-retrieved": {"a": 1},
+    }
+    run = {
+        "perfect-top3-of-7": _run("r0", "r1", "r2", "r3", "n1"),
+        "two-of-7": _run("r0", "n1", "r5", "r6"),
+        "one-relevant-at-2": _run("b", "a"),
+        "three-relevant-all-in": _run("c", "a", "b"),
+        "none-relevant": _run("x"),
+    }
+    got = recall_of_ideal(run, qrels, 3)
+    assert got == pytest.approx(
+        {
+            "perfect-top3-of-7": 3 / 3,  # raw Recall@3 is only 3/7 here
+            "two-of-7": 2 / 3,
+            "one-relevant-at-2": 1 / 1,
+            "three-relevant-all-in": 3 / 3,
+            "not-retrieved": 0.0,
+        }
+    )  # "none-relevant" has nothing to attain and is left out
+    # it is exactly Recall@3 / ideal Recall@3 for every query it covers
+    r3 = evaluate(run, qrels, ["R@3"])["R@3"]
+    for q, value in got.items():
+        assert value == pytest.approx(r3[q] / ideal_recall_at_k(qrels[q], 3))
+    assert ideal_recall_at_k(seven, 3) == pytest.approx(3 / 7)
+    assert ideal_recall_at_k({"a": 1, "b": 1}, 3) == 1.0 and ideal_recall_at_k({"x": 0}, 3) == 0.0
+    # with at most k relevant per query it is plain Recall@k
+    ranking = ["b", "a", "c"]
+    assert recall_of_ideal({"q": _run(*ranking)}, {"q": {"a": 1, "c": 1}}, 2)["q"] == pytest.approx(
+        recall_at_k(ranking, {"a": 1, "c": 1}, 2)
+    )
+    with pytest.raises(ValueError):
+        recall_of_ideal(run, qrels, 0)
+
+
+def test_a_perfect_top3_with_many_relevant_documents_is_already_good():
+    # Cranfield-like: 7 relevant per query, the top 3 all relevant on every query -> raw Recall@3 = 3/7
+    qrels = {f"q{i}": {f"d{j}": 1 for j in range(7)} for i in range(4)}
+    run = {q: _run(*[f"d{j}" for j in range(7)]) for q in qrels}
+    r3 = float(np.mean(list(evaluate(run, qrels, ["R@3"])["R@3"].values())))
+    assert r3 == pytest.approx(3 / 7) and r3 < ALREADY_GOOD_RECALL_AT_3  # the raw figure can never pass
+    of_ideal = float(np.mean(list(recall_of_ideal(run, qrels).values())))
+    v = verdict(1.0, r3, {"late-interaction": (0.0, 40.0)}, recall3_of_ideal=of_ideal)
+    assert v.kind == "already-good"
+    assert v.recall_at_3 == pytest.approx(3 / 7) and v.recall_at_3_of_ideal == pytest.approx(1.0)
+    assert "100% of the relevant documents it could hold" in v.text and "Recall@3 0.43" in v.text
+    assert "min(3, R) / R" in v.text and "80%" in v.text  # the rule and its bar are stated
+    # the same raw Recall@3 with a mediocre top 3 (one hit of three possible) leaves room for a reranker
+    weak = verdict(1.0, r3, {}, recall3_of_ideal=1 / 3)
+    assert weak.kind == "reranker-pays" and "33% of the relevant documents it could hold" in weak.text
+    # without the normalised figure the raw one stands in (equal when no query has > 3 relevant)
+    assert verdict(1.0, r3, {}).kind == "reranker-pays"
+
+
+def test_the_verdict_text_states_its_rule_and_bars():
+    low = verdict(0.45, 0.2, {}).text
+    assert "60%" in low and "Recall@50 0.45" in low
+    pays = verdict(0.8, 0.2, {}, recall3_of_ideal=0.5).text
+    assert "at least 60%" in pays and "below the 80%" in pays and "50% of the relevant" in pays
+    rules = verdict_rules()
+    for bar in ("60%", "80%", "min(3, R) / R", str(analysis.MIN_USEFUL_LIFT)):
+        assert bar in rules
 
 
 # --------------------------------------------------------------------------------------------------
