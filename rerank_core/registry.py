@@ -24,6 +24,7 @@ RERANKERS: dict[str, str] = {
     "cross-encoder": "rerank_core.rerankers.cross_encoder:CrossEncoderReranker",
     "colbert": "rerank_core.rerankers.colbert:ColbertReranker",
     "late-interaction": "rerank_core.rerankers.late_interaction:LateInteractionReranker",
+    "bi-encoder": "rerank_core.rerankers.bi_encoder:BiEncoderReranker",
     "flashrank": "rerank_core.rerankers.flashrank:FlashRankReranker",
     "llm": "rerank_core.rerankers.llm:LLMReranker",
     "cohere": "rerank_core.rerankers.cohere:CohereReranker",

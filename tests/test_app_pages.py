@@ -84,6 +84,7 @@ def test_every_page_runs_on_the_sample_corpus(monkeypatch):
     at.run()
     _no_exception(at)
     assert at.multiselect(key=keys.METHODS).value == [
+        "bi-encoder",
         "late-interaction",
         "cross-encoder",
         "flashrank",
@@ -93,6 +94,8 @@ def test_every_page_runs_on_the_sample_corpus(monkeypatch):
     methods = _results(at)["methods"]
     late = next(r for r in methods.values() if r.method.startswith("late-interaction"))
     assert late.ok and late.items
+    bi = next(r for r in methods.values() if r.method.startswith("bi-encoder"))
+    assert bi.ok and bi.items
     llm = next(r for r in methods.values() if r.method.startswith("llm"))
     assert llm.error is not None and llm.error.kind == "missing-api-key" and not llm.items
     active = at.session_state[keys.ACTIVE_CORPUS]

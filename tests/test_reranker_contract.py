@@ -90,6 +90,13 @@ def _late_interaction(request) -> Reranker:
     return create_reranker("late-interaction", settings_for(request))
 
 
+def _bi_encoder(request) -> Reranker:
+    from tiny_bi_encoder import tiny_bi_encoder_once
+
+    path = tiny_bi_encoder_once(request.getfixturevalue("tmp_path_factory"))
+    return create_reranker(MethodSpec("bi-encoder", str(path)), settings_for(request))
+
+
 def _overlap(query: str, text: str) -> int:
     """The loopback servers' relevance rule: how many query words the passage contains."""
     words = set(text.lower().split())
@@ -144,6 +151,7 @@ def _cohere(request) -> Reranker:
 
 
 CASES: list = [
+    pytest.param(Case("bi-encoder", _bi_encoder), id="bi-encoder"),
     pytest.param(Case("llm", _llm, load_measured=False), id="llm-openai-loopback"),
     pytest.param(Case("cohere", _cohere, load_measured=False), id="cohere-loopback"),
     pytest.param(Case("cross-encoder", _cross_encoder), id="cross-encoder"),

@@ -30,6 +30,12 @@ METHODS: dict[str, MethodInfo] = {
             "sentence-transformers/all-MiniLM-L6-v2",
         ),
         MethodInfo(
+            "bi-encoder",
+            "Bi-encoder",
+            "cosine of MiniLM sentence embeddings: query and passage encoded apart",
+            "sentence-transformers/all-MiniLM-L6-v2",
+        ),
+        MethodInfo(
             "cross-encoder",
             "Cross-encoder",
             "query and passage read together",
@@ -46,7 +52,7 @@ METHODS: dict[str, MethodInfo] = {
         MethodInfo("cohere", "Cohere Rerank", "hosted API, needs COHERE_API_KEY", "rerank-v3.5", local=False),
     )
 }
-DEFAULT_METHODS = ("late-interaction", "cross-encoder", "flashrank", "colbert", "llm")
+DEFAULT_METHODS = ("bi-encoder", "late-interaction", "cross-encoder", "flashrank", "colbert", "llm")
 # executed last, so the fast local columns appear first (all methods still get the same candidates)
 SLOW_METHODS = ("llm", "cohere")
 
