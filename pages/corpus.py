@@ -10,10 +10,14 @@ import streamlit as st
 
 from rerank_core.errors import RerankError
 from ui import keys, render, resources
+from ui.benchmark_view import dataset_judgements
 from ui.corpus_state import (
+    SPLIT_KEY,
     ChunkSettings,
     active_corpus,
+    beir_splits,
     load_uploads,
+    pick_split,
     rechunk,
     sample_corpus,
     set_active,
@@ -45,6 +49,96 @@ if notice:
     getattr(st, kind if kind in ("success", "error", "warning", "info") else "info")(
         render.md_escape(message)
     )
+
+
+def _import_qrels(
+    settings, corpus_id: str, name: str, queries: dict[str, str], qrels: dict[str, dict[str, int]]
+) -> None:
+    """Write a dataset's qrels (and the texts of their queries) to the label store as one undoable import."""
+    from rerank_core.judgements import IMPORT_JUDGE
+    from ui import labelling
+
+    n = sum(len(d) for d in qrels.values())
+    try:
+        store = labelling.open_store(settings)
+        written = store.import_qrels(
+            corpus_id, qrels, judge=IMPORT_JUDGE, queries={q: queries[q] for q in qrels if q in queries}
+        )
+    except RerankError as exc:
+        st.session_state[keys.CORPUS_NOTICE] = (
+            "error",
+            f"Nothing was imported into the label store: {exc.message}"
+            + (f" ({exc.hint})" if exc.hint else ""),
+        )
+        return
+    st.session_state[keys.CORPUS_NOTICE] = (
+        "success",
+        f"Imported the {n:,} judgements of {len(qrels):,} queries of {name} into the label store as corpus "
+        f"{corpus_id!r}, judge {IMPORT_JUDGE!r} ({written:,} new or changed). They show on the Labels page "
+        "and in the live metrics; Undo there takes them out again.",
+    )
+
+
+def render_dataset_judgements(current, settings) -> None:
+    """What came with the corpus (queries, qrels, warnings) and the one-click import into the label store."""
+    shipped = dataset_judgements(current)
+    info = current.dataset
+    if shipped is None:
+        if info is not None:
+            st.caption(
+                f"Came with it: {render.md_escape(info.describe())}, but they are no longer in this session: "
+                "load the file again to benchmark on them."
+            )
+        return
+    name, queries, qrels = shipped
+    n = sum(len(d) for d in qrels.values())
+    if info is not None:
+        came = info.describe()
+        if info.warnings:
+            came += f" · {info.warnings:,} warning{'s' if info.warnings != 1 else ''} (listed above)"
+        if len(info.splits) > 1:
+            came += f" · splits in the archive: {', '.join(info.splits)}"
+    else:
+        came = (
+            f"{len(queries):,} queries · {n:,} judgements on {len(qrels):,} queries (the sample's own qrels)"
+        )
+    st.markdown(f"**Came with it:** {render.md_escape(came)}")
+    if not qrels:
+        return
+    from ui import labelling
+
+    corpus_id = labelling.active_corpus_id(current)
+    chunked = current.chunking.mode != "none"
+    q1, q2 = st.columns([2, 3], vertical_alignment="center")
+    q1.button(
+        f"Import {n:,} judgements into the label store",
+        icon=":material/fact_check:",
+        key="corpus_import_qrels",
+        disabled=chunked,
+        on_click=_import_qrels,
+        args=(settings, corpus_id, name, queries, qrels),
+        help="Stores the dataset's qrels (and their queries' texts) as labels of this corpus, so they show on "
+        "the Labels page and in live metrics. Importing twice changes nothing.",
+    )
+    if chunked:
+        q2.caption(
+            "The qrels name whole documents, and a chunked corpus is labelled by chunk: set *Split documents "
+            "into* to whole documents to import them."
+        )
+    else:
+        try:
+            held = labelling.open_store(settings).judgement_count(corpus_id)
+        except RerankError:
+            held = None
+        q2.caption(
+            "The Benchmark page offers these qrels as a query set already. "
+            + (
+                f"The label store holds {held:,} judgements for {labelling.code(corpus_id)}."
+                if held is not None
+                else ""
+            )
+        )
+
 
 current = active_corpus()
 
@@ -98,6 +192,7 @@ with st.container(border=True):
         if current.warnings:
             with st.expander(f"{len(current.warnings)} warning(s) from loading", icon=":material/warning:"):
                 st.dataframe({"warning": list(current.warnings)}, hide_index=True)
+        render_dataset_judgements(current, settings)
 
 # -- upload ----------------------------------------------------------------------------------------------
 st.subheader("Load your own documents", divider="gray")
@@ -147,6 +242,17 @@ if csv_files and csv_columns is not None:
             else:
                 st.caption("The column choice applies when every file is CSV/TSV; columns are guessed here.")
 
+split_choice = None
+zip_splits = sorted({sp for n, b in files if n.lower().endswith(".zip") for sp in beir_splits(b)})
+if len(zip_splits) > 1:
+    split_choice = st.selectbox(
+        "Qrels split of the dataset",
+        zip_splits,
+        index=zip_splits.index(pick_split(zip_splits) or zip_splits[0]),
+        key=SPLIT_KEY,
+        help="The archive has judgements for several splits; the Benchmark page uses the one chosen here.",
+    )
+
 st.markdown("**Chunking**")
 current_chunking = current.chunking if current is not None else ChunkSettings()
 k1, k2, k3 = st.columns(3)
@@ -192,7 +298,7 @@ rechunk_clicked = b2.button(
 
 if load_clicked and files:
     with st.spinner(f"Reading {len(files)} file(s)…"):
-        outcome = load_uploads(files, csv_columns=columns_choice, chunking=chunking)
+        outcome = load_uploads(files, csv_columns=columns_choice, chunking=chunking, split=split_choice)
     st.session_state[keys.CORPUS_LAST_REPORT] = outcome
     if outcome.loaded:
         st.session_state[keys.CORPUS_NOTICE] = ("success", f"Loaded {outcome.summary}.")
