@@ -22,15 +22,9 @@ st.set_page_config(
 pages = [
     st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:", default=True),
     st.Page(PAGES / "corpus.py", title="Corpus", icon=":material/folder_open:"),
+    st.Page(PAGES / "benchmark.py", title="Benchmark", icon=":material/leaderboard:"),
+    st.Page(PAGES / "labels.py", title="Labels", icon=":material/fact_check:"),
 ]
-# Pages written separately appear once their files exist.
-for filename, title, icon in (
-    ("benchmark.py", "Benchmark", ":material/leaderboard:"),
-    ("labels.py", "Labels", ":material/fact_check:"),
-):
-    if (PAGES / filename).exists():
-        pages.append(st.Page(PAGES / filename, title=title, icon=icon))
-
 page = st.navigation(pages, position="top")
 
 page.run()
