@@ -26,6 +26,7 @@ from ui import benchmark_view as view
 from ui import labelling, render, resources
 from ui.corpus_state import active_corpus
 from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES, METHODS, default_model, spec_for
+from ui.nav import run_inside_app
 
 # session keys of this page (prefix ``bench_``)
 RESULT = "bench_result"  # {"bench": Benchmark, "signature": tuple, "source": str}
@@ -35,6 +36,7 @@ DEFAULT_DEPTH = 50
 DEFAULT_MAX_QUERIES = 50
 DEFAULT_METHODS = ("late-interaction", "cross-encoder")
 
+run_inside_app()
 render.inject_css()
 st.title("Benchmark")
 

@@ -3,6 +3,12 @@
 The query, the first stage, the depths and the methods (with their models) are bound to the URL,
 so a link reproduces the view. Results are kept per (corpus, query, first stage, depth) and per
 method in this session: changing the number shown or adding a method never reruns the others.
+
+Every shown document can be graded (0-3 or skip) in whichever column shows it: the judgement store
+keeps one grade per (corpus, query, document, judge), every column shows it as a badge, and the
+live metrics (a table above the columns and a chip in each column's header) follow as you label.
+Every fresh run (the first stage for a new query, each method the first time it orders those
+candidates) is recorded in the store's shadow log; a result shown again from this session is not.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import streamlit as st
 
 from rerank_core.compare import Comparison, run_comparison
 from rerank_core.errors import RerankError
+from rerank_core.judgements import JudgementStore, query_id_for
 from rerank_core.types import Candidate, MethodSpec, RerankResult
-from ui import keys, render, resources
+from ui import keys, labelling, render, resources
 from ui.corpus_state import active_corpus
 from ui.methods import (
     DEFAULT_METHODS,
@@ -37,6 +44,8 @@ LLM_OFFLINE_TIP = (
 )
 DEFAULT_DEPTH = 50
 DEFAULT_SHOW = 10
+SHADOW_TOP_N = 10  # ids and scores kept per method in the shadow log
+GRADE_TOGGLE = "cmp_grade_mode"  # show the grade buttons under every row
 
 run_inside_app()
 render.inject_css()
@@ -57,6 +66,23 @@ if active is None:
     st.page_link("pages/corpus.py", label="Load a corpus", icon=":material/upload_file:")
     st.stop()
 corpus = active.corpus
+corpus_id = labelling.active_corpus_id(active)
+
+# -- labels: the judge (sidebar) and the judgement store; the page works without a store ---------------
+judge = labelling.render_judge_input()
+with st.sidebar:
+    st.caption(
+        f"Grades: {labelling.LEGEND}. Stored once per query and document, whichever column you grade "
+        f"it in, under corpus id {labelling.code(corpus_id)}."
+    )
+    st.page_link("pages/labels.py", label="Labels, import / export, shadow log", icon=":material/fact_check:")
+label_store: JudgementStore | None
+store_problem: tuple[str, str | None] | None = None
+try:
+    label_store = labelling.open_store(settings)
+except Exception as exc:  # noqa: BLE001 - comparing still works without labels
+    label_store = None
+    store_problem = resources.describe_error(exc)
 
 unit = "chunks" if active.chunking.mode != "none" else "documents"
 st.caption(
@@ -206,8 +232,24 @@ if index_error is not None:
         st.caption(f"Fix: {render.md_escape(index_error[1])}")
     st.stop()
 
+# -- the shadow log: one entry per order computed afresh ----------------------------------------------------
+log_problems: list[str] = []
+
+
+def _log_run(results: list[RerankResult]) -> None:
+    """Record fresh results in the shadow log; a failing store never stops the comparison."""
+    if label_store is None or not results:
+        return
+    try:
+        label_store.log_results(
+            corpus_id, query.strip(), results, first_stage=first_stage, depth=depth, top_n=SHADOW_TOP_N
+        )
+    except Exception as exc:  # noqa: BLE001 - shown under the labels, never a traceback
+        log_problems.append(resources.describe_error(exc)[0])
+
+
 # -- results, kept per query and per method in this session ----------------------------------------------
-store: OrderedDict = st.session_state.setdefault(keys.CMP_RESULTS, OrderedDict())
+cache: OrderedDict = st.session_state.setdefault(keys.CMP_RESULTS, OrderedDict())
 base_key = (
     corpus.fingerprint,
     query.strip(),
@@ -215,14 +257,16 @@ base_key = (
     depth,
     resources.settings_key(settings, first_stage),
 )
-entry = store.get(base_key)
+entry = cache.get(base_key)
 if entry is None:
     candidates, first_result = retriever.candidates(query.strip(), depth)
     entry = {"first": (tuple(candidates), first_result), "methods": {}}
-    store[base_key] = entry
-store.move_to_end(base_key)
-while len(store) > MAX_CACHED_QUERIES:
-    store.popitem(last=False)
+    cache[base_key] = entry
+    if candidates:
+        _log_run([first_result])
+cache.move_to_end(base_key)
+while len(cache) > MAX_CACHED_QUERIES:
+    cache.popitem(last=False)
 candidates: tuple[Candidate, ...] = entry["first"][0]
 first_result: RerankResult = entry["first"][1]
 method_store: dict = entry["methods"]
@@ -240,12 +284,53 @@ if not candidates:
     )
     st.stop()
 
+# -- the user's grades of this query (read once per run; a click writes them before the run starts) -------
+qid = query_id_for(query.strip())
+grades: dict[str, int | None] = {}
+if label_store is not None:
+    try:
+        grades = label_store.grades(corpus_id, qid, judge=judge)
+    except Exception as exc:  # noqa: BLE001 - comparing still works without labels
+        store_problem = resources.describe_error(exc)
+        label_store = None
+
 # -- layout: notices, the highlight picker, then one column per order --------------------------------------
 progress_area = st.container()
 notices = st.container()
 summary = st.container()
+labels_area = st.container()
 picker = st.container()
 highlight = st.session_state.get(keys.CMP_HIGHLIGHT)
+with picker:
+    pick_col, mode_col = st.columns([4, 1], vertical_alignment="bottom")
+with mode_col:
+    grading = st.toggle(
+        "Grade buttons",
+        value=True,
+        key=GRADE_TOGGLE,
+        disabled=label_store is None,
+        help="0-3 or skip under every row. Off: the grades stay visible as badges.",
+    )
+grading = grading and label_store is not None
+
+
+def _grade_control(column: str):
+    """The grading widget drawer of one column (None when grading is off)."""
+    if not grading or label_store is None:
+        return None
+
+    def control(doc_id: str) -> None:
+        labelling.render_grade_controls(
+            label_store, corpus_id, query.strip(), doc_id, column, judge=judge, grades=grades
+        )
+
+    return control
+
+
+def _live(result: RerankResult) -> tuple[str, str, bool]:
+    return labelling.live_chip(grades, result, show) if label_store is not None else ("", "", False)
+
+
 colours = {spec: render.PALETTE[i % len(render.PALETTE)] for i, spec in enumerate(specs)}
 stored: dict[str, RerankResult | None] = {spec: method_store.get(_method_key(spec)) for spec in specs}
 weights = [3] + [2 if render.is_unavailable(stored[s]) else 3 for s in specs]
@@ -265,22 +350,27 @@ def _comparison(results: list[RerankResult]) -> Comparison:
 
 
 with columns[0]:
-    st.html(
-        render.column_html(
-            render.ColumnSpec(
-                name=first_title,
-                label=first_result.label,
-                scale=str(first_result.scale),
-                colour=render.FIRST_STAGE_COLOUR,
-                latency_ms=first_result.latency_ms,
-                load_s=retriever.build_s,
-                baseline=True,
-            ),
-            first_result,
-            _comparison([]),
-            show,
-            highlight,
-        )
+    live = _live(first_result)
+    render.draw_column(
+        render.ColumnSpec(
+            name=first_title,
+            label=first_result.label,
+            scale=str(first_result.scale),
+            colour=render.FIRST_STAGE_COLOUR,
+            latency_ms=first_result.latency_ms,
+            load_s=retriever.build_s,
+            baseline=True,
+            live=live[0],
+            live_title=live[1],
+            live_muted=live[2],
+        ),
+        first_result,
+        _comparison([]),
+        show,
+        highlight,
+        grades=grades,
+        control=_grade_control("first"),
+        key="c0",
     )
 
 slots = {spec: col.empty() for spec, col in zip(specs, columns[1:], strict=True)}
@@ -300,6 +390,10 @@ def _draw(spec: str, res: RerankResult | None) -> None:
             colour=colours[spec],
             blurb=info.blurb if info else "",
             tip=LLM_OFFLINE_TIP if name == "llm" else "",
+            grades=grades,
+            control=_grade_control(spec) if res is not None else None,
+            live=_live(res) if res is not None and res.items else ("", "", False),
+            key=f"c{specs.index(spec) + 1}",
         )
 
 
@@ -354,6 +448,7 @@ if missing:
                 ).results[0]
             method_store[_method_key(spec)] = res
             stored[spec] = res
+            _log_run([res])
             _draw(spec, res)
         box.update(label=f"Reranked {len(candidates)} candidates", state="complete", expanded=False)
 
@@ -368,12 +463,8 @@ for spec, res in zip(specs, results, strict=True):
 with notices:
     render.method_notices(comparison, display, show)
 
-with picker:
-    shown_ids: list[str] = []
-    for res in [first_result, *results]:
-        for doc_id in res.ids[:show]:
-            if doc_id not in shown_ids:
-                shown_ids.append(doc_id)
+with pick_col:
+    shown_ids = labelling.union_of_shown([first_result, *results], show)
     by_id = {c.doc_id: c for c in candidates}
     if highlight not in shown_ids:
         st.session_state.pop(keys.CMP_HIGHLIGHT, None)
@@ -440,3 +531,39 @@ with summary:
             )
         else:
             st.caption("No reranked order to compare with yet.")
+
+# -- labels of this query: live metrics per order, undo ------------------------------------------------------
+with labels_area:
+    st.markdown("##### Your labels · live metrics")
+    if label_store is None:
+        problem = store_problem or ("the judgement store is not available", None)
+        st.warning(
+            f"Grading is off: the judgement store cannot be used ({render.md_escape(problem[0])}).",
+            icon=":material/database_off:",
+        )
+        if problem[1]:
+            st.caption(f"Fix: {render.md_escape(problem[1])}")
+    else:
+        table_col, side_col = st.columns([3, 2], gap="medium")
+        with table_col:
+            ordered = {first_title: first_result}
+            for res in results:
+                if res.items:
+                    title = display[res.method] + (" (fell back)" if res.fallback else "")
+                    ordered[title] = res
+            labelling.render_live_metrics(
+                label_store, corpus_id, query.strip(), ordered, show, judge=judge, grades=grades
+            )
+        with side_col:
+            labelling.show_notice()
+            st.caption(
+                f"**Grade** any shown document with the buttons under it: {labelling.LEGEND}. One grade "
+                "per document, whichever column you click; every column shows it as a badge."
+            )
+            st.caption(
+                f"Judge **{render.md_escape(judge)}** (change it in the sidebar, top left) · corpus id "
+                f"{labelling.code(corpus_id)}"
+            )
+            labelling.render_undo(label_store, corpus_id, judge)
+        for problem_text in log_problems:
+            st.caption(f"The shadow log could not record this run: {render.md_escape(problem_text)}")

@@ -17,6 +17,7 @@ from rerank_core.judgements import HAND_GRADES, shadow_log_csv
 from ui import labelling, render, resources
 from ui.corpus_state import active_corpus
 from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES
+from ui.nav import run_inside_app
 
 SHADOW_ROWS = 500
 
@@ -92,6 +93,7 @@ def _import(corpus_id: str) -> None:
             st.session_state[LAST_IMPORT] = (corpus_id, _newest_actions(corpus_id, judges))
 
 
+run_inside_app()
 render.inject_css()
 st.title("Labels")
 

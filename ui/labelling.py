@@ -286,6 +286,22 @@ def live_metrics_rows(
     return rows
 
 
+def live_chip(grades: Mapping[str, int | None], result: RerankResult, k: int) -> tuple[str, str, bool]:
+    """(text, tooltip, muted) of a column header's live metric: nDCG@k and the unjudged count."""
+    (row,) = live_metrics_rows(grades, {result.method: result}, k)
+    if row["shown"] == 0:
+        return "", "", False
+    ndcg = row[f"nDCG@{k}"]
+    text = f"nDCG@{k} {ndcg:.3f}"
+    if row["unjudged"]:
+        text += f" · {row['unjudged']} unjudged"
+    title = (
+        f"From your labels on this query: nDCG@{k} {ndcg:.3f}, P@{k} {row[f'P@{k}']:.3f}, "
+        f"RR@{k} {row[f'RR@{k}']:.3f}; {row['unjudged']} of the {row['shown']} shown have no grade"
+    )
+    return text, title, ndcg == 0
+
+
 def render_live_metrics(
     store: JudgementStore,
     corpus_id: str,
@@ -294,25 +310,37 @@ def render_live_metrics(
     k: int,
     *,
     judge: str | None = None,
+    grades: Mapping[str, int | None] | None = None,
 ) -> list[dict]:
-    """The live metrics table of one query (see :func:`live_metrics_rows`); returns its rows."""
+    """The live metrics table of one query (see :func:`live_metrics_rows`); returns its rows.
+
+    ``grades`` are the judge's current grades of this query if the caller already read them."""
     judge = judge or current_judge()
-    grades = store.grades(corpus_id, query_id_for(query_text), judge=judge)
+    if grades is None:
+        grades = store.grades(corpus_id, query_id_for(query_text), judge=judge)
     rows = live_metrics_rows(grades, results, k)
     n_rel = sum(1 for g in grades.values() if g is not None and g >= 1)
     st.dataframe(
         rows,
         hide_index=True,
         column_config={
-            f"nDCG@{k}": st.column_config.NumberColumn(format="%.3f"),
-            f"P@{k}": st.column_config.NumberColumn(format="%.3f"),
-            f"RR@{k}": st.column_config.NumberColumn(format="%.3f"),
+            "method": st.column_config.TextColumn("order"),
+            f"nDCG@{k}": st.column_config.ProgressColumn(
+                format="%.3f", min_value=0.0, max_value=1.0, help="graded gain, top-weighted (0 to 1)"
+            ),
+            f"P@{k}": st.column_config.NumberColumn(
+                format="%.2f", help="share of the top k graded 1 or more"
+            ),
+            f"RR@{k}": st.column_config.NumberColumn(
+                format="%.2f", help="1 / rank of the first document graded 1 or more"
+            ),
             "unjudged": st.column_config.NumberColumn(help=f"shown top-{k} documents without a grade"),
+            "shown": None,
         },
     )
     graded = sum(1 for g in grades.values() if g is not None)
     st.caption(
-        f"From {graded} grade(s) by judge {_md(judge)} on this query ({n_rel} relevant). Unjudged and "
+        f"From {graded} grade(s) by judge **{_md(judge)}** on this query ({n_rel} relevant). Unjudged and "
         "skipped documents count as not relevant, so the figures rise as you label."
     )
     return rows

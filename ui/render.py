@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import streamlit as st
@@ -53,7 +53,7 @@ CSS = """
 <style>
 [data-testid="stMainBlockContainer"] {padding-top: 2.2rem;}
 .rp-colhead {border-top: 4px solid var(--rp-c); background: #f8fafc; border-radius: 6px;
-  padding: 8px 10px 6px 10px; margin-bottom: 6px; min-height: 92px;}
+  padding: 8px 10px 6px 10px; margin-bottom: 6px; min-height: 136px;}
 .rp-colhead .rp-name {font-weight: 700; font-size: 1.0rem; color: #0f172a; word-break: break-word;}
 .rp-colhead .rp-label {font-size: 0.78rem; color: #475569; margin: 1px 0 4px 0; word-break: break-word;}
 .rp-chip {display: inline-block; font-size: 0.72rem; padding: 1px 7px; border-radius: 999px;
@@ -83,6 +83,43 @@ CSS = """
 .rp-drop b {color: #991b1b;}
 .rp-unavail {border: 1px dashed #cbd5e1; border-radius: 6px; padding: 10px; background: #f8fafc;
   font-size: 0.8rem; color: #334155;}
+.rp-chip.rp-live {background: #dcfce7; color: #14532d; font-weight: 600;}
+.rp-chip.rp-live.rp-none {background: #f1f5f9; color: #64748b; font-weight: 400;}
+.rp-grade {font-size: 0.7rem; font-weight: 700; padding: 0 7px; border-radius: 999px; white-space: nowrap;}
+.rp-grade.rp-g3 {background: #15803d; color: #fff;}
+.rp-grade.rp-g2 {background: #4ade80; color: #14532d;}
+.rp-grade.rp-g1 {background: #fde68a; color: #78350f;}
+.rp-grade.rp-g0 {background: #fecaca; color: #7f1d1d;}
+.rp-grade.rp-gs {background: #e2e8f0; color: #475569; font-weight: 600;}
+.rp-grade.rp-gx {background: #e0e7ff; color: #3730a3;}
+.rp-row.rp-g3 {box-shadow: inset 4px 0 0 #15803d;}
+.rp-row.rp-g2 {box-shadow: inset 4px 0 0 #4ade80;}
+.rp-row.rp-g1 {box-shadow: inset 4px 0 0 #fbbf24;}
+.rp-row.rp-g0 {box-shadow: inset 4px 0 0 #f87171;}
+.rp-row.rp-gs {box-shadow: inset 4px 0 0 #cbd5e1;}
+.rp-row.rp-hl.rp-g3, .rp-row.rp-hl.rp-g2, .rp-row.rp-hl.rp-g1, .rp-row.rp-hl.rp-g0, .rp-row.rp-hl.rp-gs {
+  box-shadow: 0 0 0 3px rgba(245,158,11,.18);}
+/* a row with its grade buttons: one card, the buttons under the text */
+[class*="st-key-rpcard-"] {border: 1px solid #e2e8f0; border-radius: 6px; background: #fff;
+  padding: 0 0 5px 0; margin-bottom: 0;}
+[class*="st-key-rpcard-"] .rp-row {border: none; margin-bottom: 0; padding-bottom: 3px; border-radius: 6px 6px 0 0;}
+[class*="st-key-rpcard-"] .rp-row.rp-hl {border: 2px solid #f59e0b;}
+[class*="st-key-rpcard-"] [data-testid="stButtonGroup"] {padding-left: 2.35rem;}
+[class*="st-key-rpcard-"] [data-testid="stButtonGroup"] button {min-height: 1.55rem; padding: 0 0.6rem;
+  font-size: 0.75rem;}
+[class*="st-key-rpcard-"] [data-testid="stButtonGroup"] button p {font-size: 0.75rem;}
+/* the chosen grade filled with its badge colour (buttons: 0, 1, 2, 3, skip) */
+[class*="st-key-rpcard-"] button[aria-checked="true"] {font-weight: 700;}
+[class*="st-key-rpcard-"] button[aria-checked="true"]:nth-of-type(1) {background: #fecaca; color: #7f1d1d;
+  border-color: #f87171;}
+[class*="st-key-rpcard-"] button[aria-checked="true"]:nth-of-type(2) {background: #fde68a; color: #78350f;
+  border-color: #fbbf24;}
+[class*="st-key-rpcard-"] button[aria-checked="true"]:nth-of-type(3) {background: #4ade80; color: #14532d;
+  border-color: #22c55e;}
+[class*="st-key-rpcard-"] button[aria-checked="true"]:nth-of-type(4) {background: #15803d; color: #fff;
+  border-color: #15803d;}
+[class*="st-key-rpcard-"] button[aria-checked="true"]:nth-of-type(5) {background: #e2e8f0; color: #334155;
+  border-color: #94a3b8;}
 </style>
 """
 
@@ -135,6 +172,9 @@ class ColumnSpec:
     latency_ms: float | None = None
     load_s: float | None = None
     baseline: bool = False
+    live: str = ""  # this order's live metric from the user's labels, e.g. "nDCG@10 0.63"
+    live_title: str = ""
+    live_muted: bool = False  # nothing relevant labelled in this order's top k yet
 
 
 def column_header(spec: ColumnSpec) -> str:
@@ -143,6 +183,9 @@ def column_header(spec: ColumnSpec) -> str:
         chips.append(f'<span class="rp-chip rp-lat">query {spec.latency_ms:,.0f} ms</span>')
     if spec.load_s:
         chips.append(f'<span class="rp-chip">load {spec.load_s:,.1f} s</span>')
+    if spec.live:
+        cls = "rp-chip rp-live rp-none" if spec.live_muted else "rp-chip rp-live"
+        chips.append(f'<span class="{cls}" title="{esc(spec.live_title)}">{esc(spec.live)}</span>')
     label = f'<div class="rp-label">{esc(spec.label)}</div>' if spec.label and spec.label != spec.name else ""
     return (
         f'<div class="rp-colhead" style="--rp-c: {spec.colour}">'
@@ -150,7 +193,47 @@ def column_header(spec: ColumnSpec) -> str:
     )
 
 
-def row_html(row: ShownRow, cand: Candidate, k: int, *, highlighted: bool, baseline: bool) -> str:
+# -- grades (the user's relevance labels) ------------------------------------------------------------------
+
+Grades = Mapping[str, int | None]  # doc id -> grade (None = skipped); a missing id is unlabelled
+GradeControl = Callable[[str], object]  # draws the grading widget of one document
+GRADE_WORDS = {0: "not relevant", 1: "partly", 2: "relevant", 3: "perfect"}
+
+
+def grade_class(doc_id: str, grades: Grades | None) -> str:
+    """``rp-g0``..``rp-g3``, ``rp-gs`` (skipped), ``rp-gx`` (an imported grade) or "" (unlabelled)."""
+    if not grades or doc_id not in grades:
+        return ""
+    grade = grades[doc_id]
+    if grade is None:
+        return "rp-gs"
+    return f"rp-g{grade}" if grade in GRADE_WORDS else "rp-gx"
+
+
+def grade_badge(doc_id: str, grades: Grades | None) -> str:
+    """A small badge with the stored grade of ``doc_id`` ("" when it has none)."""
+    cls = grade_class(doc_id, grades)
+    if not cls:
+        return ""
+    grade = grades[doc_id]  # type: ignore[index]
+    if grade is None:
+        text = "skipped"
+    elif grade in GRADE_WORDS:
+        text = f"{grade} · {GRADE_WORDS[grade]}"
+    else:
+        text = f"grade {grade} (imported)"
+    return f'<span class="rp-grade {cls}" title="your label for this query">{esc(text)}</span>'
+
+
+def row_html(
+    row: ShownRow,
+    cand: Candidate,
+    k: int,
+    *,
+    highlighted: bool,
+    baseline: bool,
+    grades: Grades | None = None,
+) -> str:
     title = cand.title.strip() or cand.doc_id
     flags = []
     if row.truncated:
@@ -162,6 +245,9 @@ def row_html(row: ShownRow, cand: Candidate, k: int, *, highlighted: bool, basel
             '<span class="rp-flag" title="not the model\'s own judgement">kept first-stage place</span>'
         )
     cls = "rp-row rp-hl" if highlighted else "rp-row"
+    graded = grade_class(row.doc_id, grades)
+    if graded:
+        cls += f" {graded}"
     return (
         f'<div class="{cls}" data-doc="{esc(row.doc_id)}">'
         f'<div class="rp-rank">{row.rank}</div>'
@@ -169,11 +255,23 @@ def row_html(row: ShownRow, cand: Candidate, k: int, *, highlighted: bool, basel
         f'<div class="rp-title">{esc(title)}</div>'
         f'<div class="rp-id">{esc(row.doc_id)}</div>'
         f'<div class="rp-snip">{esc(snippet(cand.text))}</div>'
-        f'<div class="rp-meta"><span class="rp-score" title="score">{esc(format_score(row.score))}</span>'
+        f'<div class="rp-meta">{grade_badge(row.doc_id, grades)}'
+        f'<span class="rp-score" title="score">{esc(format_score(row.score))}</span>'
         f"{movement_badge(row, k, baseline=baseline)}{''.join(flags)}</div>"
         f'<details><summary>Full text</summary><div class="rp-full">{esc_block(cand.full_text)}</div></details>'
         f"</div></div>"
     )
+
+
+def _dropped_html(comparison: Comparison, result: RerankResult, k: int) -> str:
+    by_id = {c.doc_id: c for c in comparison.candidates}
+    dropped = dropouts(comparison.first_stage.ids, result.ids, k)
+    if not dropped:
+        return ""
+    items = "; ".join(
+        f"#{by_id[d].first_stage_rank} {esc(snippet(by_id[d].title or d, 60))}" for d in dropped
+    )
+    return f'<div class="rp-drop"><b>Dropped out of the top {k}:</b> {items}</div>'
 
 
 def column_html(
@@ -182,22 +280,63 @@ def column_html(
     comparison: Comparison,
     k: int,
     highlight: str | None,
+    grades: Grades | None = None,
 ) -> str:
+    """A whole column (header, rows, drop-outs) as one HTML block, grades shown as badges."""
     by_id = {c.doc_id: c for c in comparison.candidates}
     rows = shown_rows(result.items, k)
     parts = [column_header(spec)]
     for row in rows:
         parts.append(
-            row_html(row, by_id[row.doc_id], k, highlighted=row.doc_id == highlight, baseline=spec.baseline)
+            row_html(
+                row,
+                by_id[row.doc_id],
+                k,
+                highlighted=row.doc_id == highlight,
+                baseline=spec.baseline,
+                grades=grades,
+            )
         )
     if not spec.baseline:
-        dropped = dropouts(comparison.first_stage.ids, result.ids, k)
-        if dropped:
-            items = "; ".join(
-                f"#{by_id[d].first_stage_rank} {esc(snippet(by_id[d].title or d, 60))}" for d in dropped
-            )
-            parts.append(f'<div class="rp-drop"><b>Dropped out of the top {k}:</b> {items}</div>')
+        parts.append(_dropped_html(comparison, result, k))
     return f'<div class="rp-col">{"".join(parts)}</div>'
+
+
+def draw_column(
+    spec: ColumnSpec,
+    result: RerankResult,
+    comparison: Comparison,
+    k: int,
+    highlight: str | None,
+    *,
+    grades: Grades | None = None,
+    control: GradeControl | None = None,
+    key: str = "col",
+) -> None:
+    """Draw a column. With ``control``, every row is a card holding the row and its grading widget
+    (``control(doc_id)``); without, the column is one HTML block. ``key`` must be unique per column."""
+    if control is None:
+        st.html(column_html(spec, result, comparison, k, highlight, grades))
+        return
+    by_id = {c.doc_id: c for c in comparison.candidates}
+    st.html(column_header(spec))
+    for row in shown_rows(result.items, k):
+        with st.container(key=f"rpcard-{key}-{row.rank}", gap=None):
+            st.html(
+                row_html(
+                    row,
+                    by_id[row.doc_id],
+                    k,
+                    highlighted=row.doc_id == highlight,
+                    baseline=spec.baseline,
+                    grades=grades,
+                )
+            )
+            control(row.doc_id)
+    if not spec.baseline:
+        dropped = _dropped_html(comparison, result, k)
+        if dropped:
+            st.html(dropped)
 
 
 def is_unavailable(result: RerankResult | None) -> bool:
@@ -243,8 +382,15 @@ def method_column(
     colour: str,
     blurb: str = "",
     tip: str = "",
+    grades: Grades | None = None,
+    control: GradeControl | None = None,
+    live: tuple[str, str, bool] = ("", "", False),
+    key: str = "col",
 ) -> None:
-    """One method's column: its order, a fallback warning, or why it cannot run and how to fix that."""
+    """One method's column: its order, a fallback warning, or why it cannot run and how to fix that.
+
+    ``grades`` are shown as badges, ``control`` draws a grading widget per row (see :func:`draw_column`),
+    ``live`` is the header's live-metric chip (text, tooltip, muted)."""
     model = _model_of(spec, result)
     if result is None:
         st.html(column_header(ColumnSpec(name=title, label=model or blurb, scale="running…", colour=colour)))
@@ -259,6 +405,9 @@ def method_column(
         colour=colour,
         latency_ms=result.latency_ms if result.items and not result.fallback else None,
         load_s=result.model_load_s,
+        live=live[0],
+        live_title=live[1],
+        live_muted=live[2],
     )
     if is_unavailable(result):
         err = result.error
@@ -282,7 +431,7 @@ def method_column(
             f"**Fell back to the first-stage order.** {md_escape(result.error.message)}",
             icon=":material/cloud_off:",
         )
-    st.html(column_html(spec_, result, comparison, k, highlight))
+    draw_column(spec_, result, comparison, k, highlight, grades=grades, control=control, key=key)
 
 
 def method_notices(comparison: Comparison, display: dict[str, str], k: int) -> None:
