@@ -4,7 +4,9 @@ Covered: every page runs; the compare page draws one column per chosen method, a
 an agreement table from real BM25 / dense / late-interaction runs; unavailable methods show an error
 with the fix while the others render; changing the number shown reruns no model; a ``<script>``
 passage renders as text; bad uploads (through the real file uploader widget) show what is wrong and
-keep the previous corpus; the sample can be restored; URL parameters set the view.
+keep the previous corpus; the sample can be restored; URL parameters set the view. Labelling on the
+compare page: a grade given in one column shows in every column, the live nDCG follows the formula,
+grades survive an app restart, undo, and the shadow log records each fresh run once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui import keys
+from rerank_core.config import load_settings
+from rerank_core.judgements import JudgementStore, query_id_for
+from rerank_core.metrics import ndcg_at_k
+from ui import keys, labelling
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -47,6 +52,24 @@ def _column_names(at: AppTest) -> list[str]:
     for body in _html_bodies(at):
         names += re.findall(r'<div class="rp-name">(.*?)</div>', body)
     return names
+
+
+def _column_docs(at: AppTest, title: str) -> list[str]:
+    """The document ids shown in the column headed ``title``, in order (rows may be one HTML block per
+    column, or one per row with its grade buttons)."""
+    for col in at.columns:
+        bodies = [h.proto.body for h in col.get("html")]
+        if bodies and f'<div class="rp-name">{title}</div>' in bodies[0]:
+            return [d for b in bodies for d in re.findall(r'<div class="rp-row[^"]*" data-doc="([^"]+)"', b)]
+    raise AssertionError(f"no column {title!r} in {_column_names(at)}")
+
+
+def _column_html(at: AppTest, title: str) -> str:
+    for col in at.columns:
+        bodies = [h.proto.body for h in col.get("html")]
+        if bodies and f'<div class="rp-name">{title}</div>' in bodies[0]:
+            return "".join(bodies)
+    raise AssertionError(f"no column {title!r}")
 
 
 def _results(at: AppTest) -> dict:
@@ -137,9 +160,8 @@ def test_compare_draws_one_column_per_method_chart_and_agreement():
     assert _column_names(at) == ["Hybrid (RRF) · first stage", "Late interaction"]
     bodies = "".join(_html_bodies(at))
     # the shown rows follow the method's order, 8 per column
-    late_body = next(b for b in _html_bodies(at) if "Late interaction" in b)
-    shown = re.findall(r'data-doc="([^"]+)"', late_body)
-    assert shown == late.ids[:8]
+    assert _column_docs(at, "Late interaction") == late.ids[:8]
+    assert _column_docs(at, "Hybrid (RRF) · first stage") == first.ids[:8]
     assert "▲" in bodies or "▼" in bodies or "new ↑" in bodies or "rp-same" in bodies
 
     (chart,) = at.get("plotly_chart")
@@ -203,8 +225,7 @@ def test_changing_the_number_shown_reruns_no_model(monkeypatch):
     at.slider(key=keys.SHOW).set_value(4).run()
     _no_exception(at)
     assert calls == {"rerank": 1, "search": 1}
-    late_body = next(b for b in _html_bodies(at) if "Late interaction" in b)
-    assert len(re.findall(r'class="rp-row', late_body)) == 4
+    assert len(_column_docs(at, "Late interaction")) == 4
     # picking a shown document highlights it in every column that shows it, again without a model run
     late = next(iter(_results(at)["methods"].values()))
     first_ids = _results(at)["first"][1].ids[:4]
@@ -249,9 +270,8 @@ def test_hosted_failure_falls_back_to_the_first_stage_order_with_a_warning(monke
     assert cohere.fallback and cohere.ids == first.ids and all(it.flagged for it in cohere.items)
     warnings = " ".join(w.value for w in at.warning)
     assert "Fell back to the first-stage order" in warnings
-    cohere_body = next(b for b in _html_bodies(at) if "Cohere Rerank" in b)
-    assert re.findall(r'data-doc="([^"]+)"', cohere_body) == first.ids[:5]
-    assert cohere_body.count("kept first-stage place") == 5
+    assert _column_docs(at, "Cohere Rerank") == first.ids[:5]
+    assert _column_html(at, "Cohere Rerank").count("kept first-stage place") == 5
 
 
 # -- untrusted text -------------------------------------------------------------------------------------
@@ -350,3 +370,175 @@ def test_good_csv_upload_with_column_choice_then_back_to_sample():
     next(b for b in at.button if b.label == "Use the sample corpus").click().run()
     _no_exception(at)
     assert at.session_state[keys.ACTIVE_CORPUS].is_sample
+
+
+# -- labelling on the compare page ----------------------------------------------------------------------
+
+FIRST = "BM25 · first stage"
+LATE = "Late interaction"
+
+
+def _grade_widget(at: AppTest, column: str, query: str, doc_id: str):
+    key = labelling.grade_key(column, query_id_for(query), doc_id)
+    return next(b for b in at.button_group if b.key == key)
+
+
+def _live_table(at: AppTest, k: int) -> dict[str, dict]:
+    frame = next(df.value for df in at.dataframe if f"nDCG@{k}" in df.value.columns)
+    return {row["method"]: row for row in frame.to_dict("records")}
+
+
+def _corpus_id(at: AppTest) -> str:
+    return labelling.active_corpus_id(at.session_state[keys.ACTIVE_CORPUS])
+
+
+def _header_chip(at: AppTest, title: str) -> str:
+    found = re.findall(r'class="rp-chip rp-live[^"]*"[^>]*>([^<]+)<', _column_html(at, title))
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.slow
+def test_a_grade_given_in_one_column_shows_in_every_column_and_moves_ndcg():
+    query, k = _sample_queries()[3], 10
+    at = _app(q=query, methods="late-interaction", k=str(k))
+    at.run()
+    _no_exception(at)
+    first_ids = _results(at)["first"][1].ids
+    late_ids = next(iter(_results(at)["methods"].values())).ids
+    first_shown, late_shown = _column_docs(at, FIRST), _column_docs(at, LATE)
+    both = next(d for d in first_shown if d in late_shown)
+    only_late = next(d for d in late_shown if d not in first_shown)
+    table = _live_table(at, k)
+    assert table[FIRST][f"nDCG@{k}"] == 0.0 and table[LATE][f"nDCG@{k}"] == 0.0
+    assert table[LATE]["unjudged"] == k
+    assert _header_chip(at, LATE) == f"nDCG@{k} 0.000 · {k} unjudged"
+
+    # grade in the first-stage column: the late-interaction column shows the same grade
+    _grade_widget(at, "first", query, both).set_value("3").run()
+    _no_exception(at)
+    assert _grade_widget(at, "late-interaction", query, both).value == "3"
+    for title in (FIRST, LATE):
+        assert f'data-doc="{both}"' in _column_html(at, title)
+        row = re.search(
+            rf'<div class="rp-row[^"]*" data-doc="{re.escape(both)}">.*?</details>', _column_html(at, title)
+        )
+        assert row and "3 · perfect" in row.group(0)
+    grades = {both: 3}
+    table = _live_table(at, k)
+    assert table[FIRST][f"nDCG@{k}"] == pytest.approx(ndcg_at_k(first_ids, grades, k))
+    assert table[LATE][f"nDCG@{k}"] == pytest.approx(ndcg_at_k(late_ids, grades, k))
+    assert table[LATE][f"nDCG@{k}"] > 0 and table[LATE]["unjudged"] == k - 1
+    late_ndcg = table[LATE][f"nDCG@{k}"]
+    assert _header_chip(at, LATE) == f"nDCG@{k} {late_ndcg:.3f} · {k - 1} unjudged"
+
+    # a document only the reranker shows, graded in its column: both figures move (the ideal order grows)
+    _grade_widget(at, "late-interaction", query, only_late).set_value("2").run()
+    _no_exception(at)
+    grades[only_late] = 2
+    table = _live_table(at, k)
+    assert table[LATE][f"nDCG@{k}"] == pytest.approx(ndcg_at_k(late_ids, grades, k))
+    assert table[FIRST][f"nDCG@{k}"] == pytest.approx(ndcg_at_k(first_ids, grades, k))
+    assert table[LATE][f"nDCG@{k}"] != pytest.approx(late_ndcg)
+    with JudgementStore(load_settings().resolved_db_url) as store:
+        qid = query_id_for(query)
+        assert store.grades(_corpus_id(at), qid) == grades  # one judgement per document, not per column
+        assert len(store.judgements(_corpus_id(at))) == 2
+        assert store.queries(_corpus_id(at)) == {qid: query}
+
+    # undo takes back the newest label only
+    at.button(key="lbl_undo").click().run()
+    _no_exception(at)
+    assert _grade_widget(at, "late-interaction", query, only_late).value is None
+    assert _grade_widget(at, "late-interaction", query, both).value == "3"
+    assert _live_table(at, k)[LATE][f"nDCG@{k}"] == pytest.approx(late_ndcg)
+    assert any("Undid" in s.value for s in at.success)
+
+    # with the grade buttons off, the columns are one block each and still show the grade as a badge
+    at.toggle(key="cmp_grade_mode").set_value(False).run()
+    _no_exception(at)
+    assert not [b for b in at.button_group if b.key and b.key.startswith(labelling.GRADE_KEY_PREFIX)]
+    assert _column_docs(at, LATE) == late_shown
+    assert _column_html(at, LATE).count("3 · perfect") == 1
+
+
+@pytest.mark.slow
+def test_grades_survive_an_app_restart():
+    query, k = _sample_queries()[1], 5
+    at = _app(q=query, methods="late-interaction", k=str(k))
+    at.run()
+    shown = _column_docs(at, LATE)
+    skipped = next(d for d in _column_docs(at, FIRST) if d not in (shown[0], shown[2]))
+    _grade_widget(at, "late-interaction", query, shown[0]).set_value("2").run()
+    _grade_widget(at, "first", query, skipped).set_value(labelling.SKIP).run()
+    _grade_widget(at, "late-interaction", query, shown[2]).set_value("0").run()
+    _no_exception(at)
+    before = _live_table(at, k)
+    expected = {shown[0]: "2", skipped: labelling.SKIP, shown[2]: "0"}
+
+    labelling._store.clear()  # a new process opens the database afresh (same RERANK_DATA_DIR)
+    again = _app(q=query, methods="late-interaction", k=str(k))
+    again.run()
+    _no_exception(again)
+    for doc_id, value in expected.items():
+        for column, title in (("first", FIRST), ("late-interaction", LATE)):
+            if doc_id in _column_docs(again, title):
+                assert _grade_widget(again, column, query, doc_id).value == value
+    assert "2 · relevant" in _column_html(again, LATE) and "0 · not relevant" in _column_html(again, LATE)
+    assert "skipped" in _column_html(again, FIRST)
+    after = _live_table(again, k)
+    assert after[LATE][f"nDCG@{k}"] == before[LATE][f"nDCG@{k}"] > 0
+    assert after[LATE]["unjudged"] == before[LATE]["unjudged"]
+
+
+@pytest.mark.slow
+def test_shadow_log_records_each_fresh_run_once():
+    queries = _sample_queries()
+    at = _app(q=queries[2], methods=["late-interaction", "cross-encoder"], k="5")
+    at.run()
+    _no_exception(at)
+    corpus_id = _corpus_id(at)
+    store = JudgementStore(load_settings().resolved_db_url)
+    log = store.shadow_log(corpus_id)
+    assert sorted(e["method"].partition(":")[0] for e in log) == ["bm25", "cross-encoder", "late-interaction"]
+    entry = _results(at)
+    by_method = {e["method"].partition(":")[0]: e for e in log}
+    late = next(r for r in entry["methods"].values() if r.method.startswith("late-interaction"))
+    assert by_method["late-interaction"]["method"] == late.method
+    assert all(e["query_text"] == queries[2] and e["first_stage"] == "bm25" and e["depth"] == 50 for e in log)
+    assert by_method["late-interaction"]["available"] and by_method["late-interaction"]["latency_ms"] > 0
+    assert [t["doc_id"] for t in by_method["late-interaction"]["top"]] == late.ids[:10]
+    assert by_method["late-interaction"]["top"][0]["score"] == pytest.approx(late.items[0].score, rel=1e-6)
+    assert by_method["bm25"]["top"][0]["doc_id"] == entry["first"][1].ids[0]
+    assert not by_method["cross-encoder"]["available"]
+    assert "ms-marco-MiniLM-L-6-v2" in by_method["cross-encoder"]["error"]
+
+    # redrawing is not a run: fewer shown, a grade, a highlight
+    at.slider(key=keys.SHOW).set_value(3).run()
+    _grade_widget(at, "first", queries[2], _column_docs(at, FIRST)[0]).set_value("1").run()
+    at.selectbox(key=keys.CMP_HIGHLIGHT).select(_column_docs(at, FIRST)[1]).run()
+    _no_exception(at)
+    assert len(store.shadow_log(corpus_id)) == 3
+    # a new query is a run; going back to one this session already ran is not
+    at.text_input(key=keys.Q).set_value(queries[4]).run()
+    assert len(store.shadow_log(corpus_id)) == 6
+    assert store.shadow_log(corpus_id, limit=1)[0]["query_text"] == queries[4]
+    at.text_input(key=keys.Q).set_value(queries[2]).run()
+    assert len(store.shadow_log(corpus_id)) == 6
+    # a method added to a query already shown runs (and is logged) alone
+    at.multiselect(key=keys.METHODS).set_value(["late-interaction", "cross-encoder", "flashrank"]).run()
+    _no_exception(at)
+    log = store.shadow_log(corpus_id)
+    assert len(log) == 7 and log[0]["method"].startswith("flashrank") and log[0]["query_text"] == queries[2]
+
+
+def test_compare_page_works_when_the_judgement_store_cannot_be_opened(monkeypatch):
+    monkeypatch.setenv("RERANK_DB_URL", "not a database url")
+    at = _app(q=_sample_queries()[0], methods="cross-encoder", k="4")
+    at.run()
+    _no_exception(at)
+    warning = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert "Grading is off" in warning and "not a database URL" in warning
+    assert any("Fix:" in c.value and "sqlite" in c.value for c in at.caption)
+    assert len(_column_docs(at, FIRST)) == 4  # the comparison itself still shows
+    assert not [b for b in at.button_group if b.key and b.key.startswith(labelling.GRADE_KEY_PREFIX)]
