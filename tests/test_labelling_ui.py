@@ -54,6 +54,29 @@ def test_a_method_that_did_not_run_has_no_figures():
     assert row["nDCG@5"] is None and row["shown"] == 0
 
 
+def test_header_chip_shows_ndcg_and_the_unjudged_count():
+    res = _result("a", ["d1", "d2", "d3", "d4"])
+    text, title, muted = labelling.live_chip({"d2": 2}, res, k=3)
+    expected = (2 / math.log2(3)) / (2 / math.log2(2))
+    assert text == f"nDCG@3 {expected:.3f} · 2 unjudged" and not muted
+    assert "P@3 0.333" in title and "RR@3 0.500" in title
+    text, _, muted = labelling.live_chip({"d4": 3, "d1": 0}, res, k=3)  # the relevant one is below k
+    assert text == "nDCG@3 0.000 · 2 unjudged" and muted
+    assert labelling.live_chip({"d1": 1, "d2": 0, "d3": 0}, res, k=3)[0] == "nDCG@3 1.000"  # all judged
+    assert labelling.live_chip({}, RerankResult(method="x", scale=ScoreScale.LOGIT), k=3) == ("", "", False)
+
+
+def test_row_badges_for_every_kind_of_grade():
+    from ui import render
+
+    grades = {"a": 3, "b": 0, "c": None, "d": 4}
+    assert "3 · perfect" in render.grade_badge("a", grades) and "rp-g3" in render.grade_badge("a", grades)
+    assert "0 · not relevant" in render.grade_badge("b", grades)
+    assert "skipped" in render.grade_badge("c", grades) and render.grade_class("c", grades) == "rp-gs"
+    assert "grade 4 (imported)" in render.grade_badge("d", grades)
+    assert render.grade_badge("e", grades) == "" and render.grade_class("e", None) == ""
+
+
 def test_widget_values_for_stored_grades():
     assert labelling.option_for(None, known=False) is None
     assert labelling.option_for(None, known=True) == labelling.SKIP
