@@ -75,7 +75,7 @@ with st.sidebar:
         f"Grades: {labelling.LEGEND}. Stored once per query and document, whichever column you grade "
         f"it in, under corpus id {labelling.code(corpus_id)}."
     )
-    st.page_link("pages/labels.py", label="Labels, import / export, shadow log", icon=":material/fact_check:")
+    st.page_link("pages/labels.py", label="All labels and the shadow log", icon=":material/fact_check:")
 label_store: JudgementStore | None
 store_problem: tuple[str, str | None] | None = None
 try:

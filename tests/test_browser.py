@@ -3,13 +3,16 @@
 Opens the app on the sample corpus, types a query and presses Enter, waits for the columns and the
 latency chart, uploads a small corpus on the Corpus page and queries it, checks that a ``<script>``
 passage shows as text and runs nothing, and saves screenshots to ``test-artifacts/``. It prints the
-time from Enter to every offline method rendered (warm models, 50 candidates).
+time from Enter to every offline method rendered (warm models, 50 candidates). A second test grades
+three documents on the compare page, checks that every order's live nDCG moves, restarts the
+streamlit process on the same data directory, reloads, and finds the grades and figures again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -57,6 +60,68 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> Non
     raise TimeoutError("streamlit did not become healthy")
 
 
+class Server:
+    """``streamlit run app.py`` on a fixed port and data directory; :meth:`restart` starts a new process
+    on the same port and data directory (what a user does after an upgrade or a crash)."""
+
+    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "RERANK_DATA_DIR": str(self.data_dir),
+        }
+        self.starts += 1
+        log = (self.log_dir / f"streamlit-{self.starts}.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app.py"),
+                "--server.port",
+                str(self.port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()  # the child keeps its own handle
+        _wait_healthy(self.url, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not CHROMIUM.exists():
@@ -66,60 +131,35 @@ def server(tmp_path_factory):
     pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)"
     )
-    port = _free_port()
-    data_dir = tmp_path_factory.mktemp("rerank-data")
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "RERANK_DATA_DIR": str(data_dir),
-    }
-    log = (tmp_path_factory.mktemp("logs") / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    srv = Server(tmp_path_factory.mktemp("rerank-data"), tmp_path_factory.mktemp("logs"))
     try:
-        _wait_healthy(url, proc)
-        yield url
+        srv.start()
+        yield srv
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        srv.stop()
 
 
 @pytest.fixture(scope="module")
-def browser_page(server):
+def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1600, "height": 2400})
-        page.set_default_timeout(180_000)
-        yield page
-        browser.close()
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def _new_page(browser):
+    page = browser.new_page(viewport={"width": 1600, "height": 2400})
+    page.set_default_timeout(180_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser):
+    page = _new_page(browser)
+    yield page
+    page.close()
 
 
 def _wait_for_results(page, query: str, timeout_ms: int = 180_000) -> None:
@@ -155,7 +195,7 @@ def test_app_in_a_real_browser(server, browser_page):
 
     queries = list(example_queries())
     methods = "&".join(f"methods={m}" for m in OFFLINE_METHODS)
-    page.goto(f"{server}/?{methods}")
+    page.goto(f"{server.url}/?{methods}")
     # the app opens on the sample corpus and runs the first example query (cold: models load here)
     _wait_for_results(page, queries[0], timeout_ms=300_000)
     _wait_idle(page)
@@ -224,3 +264,99 @@ def test_app_in_a_real_browser(server, browser_page):
     assert page.evaluate("typeof window.__pwned") == "undefined"
     _wait_idle(page)
     page.screenshot(path=str(ARTIFACTS / "05-compare-uploaded-corpus.png"))
+
+
+def _css_key(key: str) -> str:
+    """The class Streamlit gives an element with a user key: ``st-key-`` + the key, other chars as ``-``."""
+    return "st-key-" + re.sub(r"[^a-zA-Z0-9_-]", "-", key)
+
+
+def _live_chips(page) -> dict[str, str]:
+    """Column title -> the live-metric chip of its header ("nDCG@10 0.613 · 8 unjudged")."""
+    chips = {}
+    for head in page.locator(".rp-colhead").all():
+        chip = head.locator(".rp-live")
+        if chip.count():
+            chips[head.locator(".rp-name").inner_text()] = chip.inner_text()
+    return chips
+
+
+def _ndcg(chip: str) -> float:
+    return float(chip.split()[1])
+
+
+def _badges(page, doc_id: str) -> list[str]:
+    """The grade badge of ``doc_id`` in every column that shows it ("" where it has none)."""
+    rows = page.locator(f'.rp-row[data-doc="{doc_id}"]').all()
+    return [r.locator(".rp-grade").inner_text() if r.locator(".rp-grade").count() else "" for r in rows]
+
+
+def _checked(page, column: str, query: str, doc_id: str) -> str | None:
+    from rerank_core.judgements import query_id_for
+
+    control = page.locator("." + _css_key(f"lbl_grade|{column}|{query_id_for(query)}|{doc_id}"))
+    on = control.locator('[role="radio"][aria-checked="true"]')
+    return on.inner_text().strip() if on.count() else None
+
+
+def test_grades_in_a_real_browser_move_ndcg_and_survive_a_server_restart(server, browser):
+    """Type a query, grade three documents, watch every order's nDCG move, restart the server process
+    (same data directory), reload: the grades and figures are still there."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    from rerank_core.sample import example_queries
+
+    query = list(example_queries())[4]
+    page = _new_page(browser)  # a new session, on the sample corpus
+    t0 = time.perf_counter()
+    page.goto(f"{server.url}/?methods=late-interaction&k=10")
+    _wait_for_results(page, list(example_queries())[0], timeout_ms=300_000)
+    _submit_query(page, query)
+    _wait_idle(page)
+    before = _live_chips(page)
+    assert set(before) == {"BM25 · first stage", "Late interaction"}
+    assert all(_ndcg(c) == 0.0 for c in before.values()), before
+
+    first = page.locator(".st-key-rpcard-c0-1 .rp-row").get_attribute("data-doc")
+    late_docs = [
+        r.get_attribute("data-doc") for r in page.locator('[class*="st-key-rpcard-c1-"] .rp-row').all()
+    ]
+    first_docs = [
+        r.get_attribute("data-doc") for r in page.locator('[class*="st-key-rpcard-c0-"] .rp-row').all()
+    ]
+    second = next(d for d in late_docs if d != first)
+    third = next(d for d in first_docs[1:] if d not in (first, second))
+    plan = [  # (column index, widget column name, doc, button, badge)
+        (0, "first", first, "3", "3 · perfect"),
+        (1, "late-interaction", second, "2", "2 · relevant"),
+        (0, "first", third, "1", "1 · partly"),
+    ]
+    for col, _, doc, button, badge in plan:
+        docs = first_docs if col == 0 else late_docs
+        card = page.locator(f".st-key-rpcard-c{col}-{docs.index(doc) + 1}")
+        card.get_by_role("radio", name=button, exact=True).click()
+        page.locator(f'.rp-row[data-doc="{doc}"] .rp-grade').first.wait_for()
+        _wait_idle(page)
+        assert set(_badges(page, doc)) == {badge}  # the same grade in every column that shows it
+    after = _live_chips(page)
+    assert all(_ndcg(after[t]) > 0 and after[t] != before[t] for t in before), (before, after)
+    page.screenshot(path=str(ARTIFACTS / "06-compare-graded.png"))
+
+    server.restart()
+    t_restart = time.perf_counter()
+    page.reload()
+    _wait_for_results(page, query, timeout_ms=300_000)
+    _wait_idle(page)
+    assert page.get_by_label("Query").input_value() == query  # the URL kept the query
+    assert _live_chips(page) == after
+    for _, column, doc, button, badge in plan:
+        assert set(_badges(page, doc)) == {badge}
+        assert _checked(page, column, query, doc) == button  # the buttons it was graded with
+        for other, index in (("first", 0), ("late-interaction", 1)):  # and every other column showing it
+            if page.locator(f'[class*="st-key-rpcard-c{index}-"] [data-doc="{doc}"]').count():
+                assert _checked(page, other, query, doc) == button
+    page.screenshot(path=str(ARTIFACTS / "07-compare-after-restart.png"))
+    print(
+        f"\nlabelling test: {t_restart - t0:.1f} s to grade three documents (incl. the first query), "
+        f"{time.perf_counter() - t_restart:.1f} s from restart to the page back with its grades"
+    )
+    page.close()

@@ -53,7 +53,7 @@ CSS = """
 <style>
 [data-testid="stMainBlockContainer"] {padding-top: 2.2rem;}
 .rp-colhead {border-top: 4px solid var(--rp-c); background: #f8fafc; border-radius: 6px;
-  padding: 8px 10px 6px 10px; margin-bottom: 6px; min-height: 136px;}
+  padding: 8px 10px 6px 10px; margin-bottom: 6px; min-height: 120px;}
 .rp-colhead .rp-name {font-weight: 700; font-size: 1.0rem; color: #0f172a; word-break: break-word;}
 .rp-colhead .rp-label {font-size: 0.78rem; color: #475569; margin: 1px 0 4px 0; word-break: break-word;}
 .rp-chip {display: inline-block; font-size: 0.72rem; padding: 1px 7px; border-radius: 999px;
@@ -109,16 +109,16 @@ CSS = """
   font-size: 0.75rem;}
 [class*="st-key-rpcard-"] [data-testid="stButtonGroup"] button p {font-size: 0.75rem;}
 /* the chosen grade filled with its badge colour (buttons: 0, 1, 2, 3, skip) */
-[class*="st-key-rpcard-"] button[aria-checked="true"] {font-weight: 700;}
-[class*="st-key-rpcard-"] button[aria-checked="true"]:nth-of-type(1) {background: #fecaca; color: #7f1d1d;
+[class*="st-key-lbl_grade-"] button[aria-checked="true"] {font-weight: 700;}
+[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(1) {background: #fecaca; color: #7f1d1d;
   border-color: #f87171;}
-[class*="st-key-rpcard-"] button[aria-checked="true"]:nth-of-type(2) {background: #fde68a; color: #78350f;
+[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(2) {background: #fde68a; color: #78350f;
   border-color: #fbbf24;}
-[class*="st-key-rpcard-"] button[aria-checked="true"]:nth-of-type(3) {background: #4ade80; color: #14532d;
+[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(3) {background: #4ade80; color: #14532d;
   border-color: #22c55e;}
-[class*="st-key-rpcard-"] button[aria-checked="true"]:nth-of-type(4) {background: #15803d; color: #fff;
+[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(4) {background: #15803d; color: #fff;
   border-color: #15803d;}
-[class*="st-key-rpcard-"] button[aria-checked="true"]:nth-of-type(5) {background: #e2e8f0; color: #334155;
+[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(5) {background: #e2e8f0; color: #334155;
   border-color: #94a3b8;}
 </style>
 """
