@@ -262,8 +262,7 @@ if entry is None:
     candidates, first_result = retriever.candidates(query.strip(), depth)
     entry = {"first": (tuple(candidates), first_result), "methods": {}}
     cache[base_key] = entry
-    if candidates:
-        _log_run([first_result])
+    _log_run([first_result])  # a query that finds nothing is a run too
 cache.move_to_end(base_key)
 while len(cache) > MAX_CACHED_QUERIES:
     cache.popitem(last=False)
