@@ -108,18 +108,18 @@ CSS = """
 [class*="st-key-rpcard-"] [data-testid="stButtonGroup"] button {min-height: 1.55rem; padding: 0 0.6rem;
   font-size: 0.75rem;}
 [class*="st-key-rpcard-"] [data-testid="stButtonGroup"] button p {font-size: 0.75rem;}
-/* the chosen grade filled with its badge colour (buttons: 0, 1, 2, 3, skip) */
+/* the chosen grade filled with its badge colour, hovered or not (buttons: 0, 1, 2, 3, skip) */
 [class*="st-key-lbl_grade-"] button[aria-checked="true"] {font-weight: 700;}
-[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(1) {background: #fecaca; color: #7f1d1d;
-  border-color: #f87171;}
-[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(2) {background: #fde68a; color: #78350f;
-  border-color: #fbbf24;}
-[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(3) {background: #4ade80; color: #14532d;
-  border-color: #22c55e;}
-[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(4) {background: #15803d; color: #fff;
-  border-color: #15803d;}
-[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(5) {background: #e2e8f0; color: #334155;
-  border-color: #94a3b8;}
+[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(1) {
+  background: #fecaca !important; color: #7f1d1d !important; border-color: #f87171;}
+[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(2) {
+  background: #fde68a !important; color: #78350f !important; border-color: #fbbf24;}
+[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(3) {
+  background: #4ade80 !important; color: #14532d !important; border-color: #22c55e;}
+[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(4) {
+  background: #15803d !important; color: #fff !important; border-color: #15803d;}
+[class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(5) {
+  background: #e2e8f0 !important; color: #334155 !important; border-color: #94a3b8;}
 </style>
 """
 
