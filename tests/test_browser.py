@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # every offline-capable method except the LLM; the ones without local weights fail fast and say why
-OFFLINE_METHODS = ["late-interaction", "cross-encoder", "flashrank", "colbert"]
+OFFLINE_METHODS = ["bi-encoder", "late-interaction", "cross-encoder", "flashrank", "colbert"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -217,7 +217,27 @@ def test_app_in_a_real_browser(server, browser_page):
     _wait_idle(page)
     page.screenshot(path=str(ARTIFACTS / "02-compare-warm-query.png"))
 
+    # three rerankers with real orders side by side, offline: the LLM column runs the packaged SmolLM2
+    # (slow on a CPU, so on 20 candidates; every method still gets the same 20)
+    llm_view = "methods=bi-encoder&methods=late-interaction&methods=llm&model_llm=smollm2&depth=20"
+    page.goto(f"{server.url}/?q={queries[1].replace(' ', '+').replace('?', '%3F')}&{llm_view}")
+    t0 = time.perf_counter()
+    _wait_for_results(page, queries[1], timeout_ms=600_000)
+    _wait_idle(page, timeout_ms=600_000)
+    print(
+        f"bi-encoder + late-interaction + local SmolLM2 on 20 candidates (LLM load included): "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    heads = page.locator(".rp-colhead")
+    assert heads.count() == 4
+    assert page.get_by_test_id("stAlertContentError").count() == 0
+    for i in range(4):  # every column, the first stage and three rerankers, shows its own order
+        column = heads.nth(i).locator("xpath=ancestor::*[@data-testid='stColumn'][1]")
+        assert column.locator(".rp-row").count() >= 10
+    page.screenshot(path=str(ARTIFACTS / "02b-compare-three-rerankers-with-local-llm.png"))
+
     # a link reproduces the view
+    page.goto(f"{server.url}/?{methods}&q={queries[3].replace(' ', '+').replace('?', '%3F')}")
     link = page.url
     page.goto(link)
     _wait_for_results(page, queries[3])
@@ -253,6 +273,17 @@ def test_app_in_a_real_browser(server, browser_page):
     assert page.get_by_text("is not valid UTF-8", exact=False).count() >= 1
     assert page.get_by_text("upload-corpus.jsonl").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "04-corpus-bad-upload.png"))
+    for name, data, says in (
+        ("empty.txt", b"", "is empty"),
+        ("photo.txt", bytes(range(256)) * 8, "binary"),
+    ):
+        path = ARTIFACTS / name
+        path.write_bytes(data)
+        page.locator("input[type=file]").set_input_files(str(path))
+        page.get_by_role("button", name="Load files").click()
+        page.get_by_text(says, exact=False).first.wait_for()
+        _wait_idle(page)
+        assert page.get_by_text("upload-corpus.jsonl").count() >= 1  # the corpus in use stays
 
     page.get_by_role("link", name="Compare").first.click()
     took = _submit_query(page, "lift and drag")
