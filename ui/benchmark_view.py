@@ -128,7 +128,7 @@ def scatter_figure(bench: Benchmark):
         yaxis_title=f"{KEY_MEASURE} (95% interval)",
     )
     if log_x:
-        fig.update_xaxes(type="log")
+        fig.update_xaxes(type="log", dtick=1)  # label powers of ten only (plotly's 2 and 5 read as values)
     return fig
 
 
