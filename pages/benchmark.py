@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rerank_core.analysis import (
-    ALREADY_GOOD_RECALL_AT_3,
-    DEFAULT_DEPTHS,
-    FIX_RETRIEVAL_RECALL_AT_50,
-    KNEE_TOLERANCE,
-    MIN_USEFUL_LIFT,
-)
+from rerank_core import analysis
+from rerank_core.analysis import DEFAULT_DEPTHS, KNEE_TOLERANCE
 from rerank_core.benchmark import KEY_MEASURE, labelled_dataset, qrels_coverage, run_benchmark
 from rerank_core.errors import RerankError
 from rerank_core.progress import Cancelled
@@ -325,11 +320,11 @@ else:
         st.markdown(f"- {render.md_escape(line)}")
     if bench.verdict_note:
         st.caption(render.md_escape(bench.verdict_note))
+    ideal = verdict.recall_at_3_of_ideal
     st.caption(
-        f"Rules: first-stage Recall@50 below {FIX_RETRIEVAL_RECALL_AT_50:.0%} → fix retrieval first; Recall@3 at "
-        f"or above {ALREADY_GOOD_RECALL_AT_3:.0%} → already good; otherwise a reranker pays. A lift below "
-        f"{MIN_USEFUL_LIFT} {KEY_MEASURE} is not worth its latency. First stage here: Recall@50 "
-        f"{verdict.recall_at_50:.2f}, Recall@3 {verdict.recall_at_3:.2f}."
+        render.md_escape(analysis.verdict_rules(KEY_MEASURE))
+        + f" First stage here: Recall@50 {verdict.recall_at_50:.2f}, Recall@3 {verdict.recall_at_3:.2f}"
+        + (f" ({ideal:.0%} of the attainable)." if ideal is not None else ".")
     )
 
 # the table

@@ -53,7 +53,9 @@ from rerank_core.registry import create_reranker, create_retriever, reranker_cla
 from rerank_core.rerankers.base import Reranker  # noqa: E402
 from rerank_core.types import Candidate, Corpus, MethodSpec  # noqa: E402
 
-DEFAULT_METHODS = "bm25,cross-encoder,flashrank,flashrank:ms-marco-MiniLM-L-12-v2,late-interaction,colbert"
+DEFAULT_METHODS = (
+    "bm25,bi-encoder,late-interaction,cross-encoder,flashrank,flashrank:ms-marco-MiniLM-L-12-v2,colbert"
+)
 RANDOM_LABEL = "random weights, real architecture"
 
 
@@ -232,6 +234,17 @@ def direct_call(reranker: Reranker) -> tuple[str, Callable[[str, Sequence[Candid
             return np.argsort(-maxsim_scores(q, docs))
 
         return "encode + MaxSim over the same cached vectors", li
+    if name == "bi-encoder":
+        encoder = reranker._encoder  # noqa: SLF001
+        vectors = reranker._store  # noqa: SLF001
+
+        def be(query, cands):
+            q = encoder.encode(
+                [query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+            return np.argsort(-(np.stack([vectors[c.text_hash][0] for c in cands]) @ q[0]))
+
+        return "encode + dot product over the same cached vectors", be
     return None
 
 
@@ -242,8 +255,8 @@ def bench_reranker(
     reranker = make_reranker(spec, settings, bench_dir, row)
     if reranker is None:
         return row, None
-    if reranker.name == "late-interaction":
-        # document token embeddings for every candidate document (the whole corpus in the app)
+    if reranker.name in ("late-interaction", "bi-encoder"):
+        # document embeddings for every candidate document (the whole corpus in the app)
         docs = {c.doc_id: corpus.get(c.doc_id) for _, _, cands in queries for c in cands}
         sub = Corpus(docs.values(), name="candidates")
         t0 = time.perf_counter()

@@ -34,7 +34,7 @@ class Reranker(ABC):
     #: registry key, e.g. "cross-encoder"
     name: ClassVar[str] = ""
     #: what the scores mean
-    scale: ClassVar[ScoreScale] = ScoreScale.LOGIT
+    scale: ScoreScale = ScoreScale.LOGIT
     #: the model used when none is given
     default_model: ClassVar[str | None] = None
     #: a hosted API: failures fall back to the first-stage order instead of no order

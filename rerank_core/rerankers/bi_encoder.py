@@ -31,7 +31,7 @@ class BiEncoderReranker(Reranker):
     """Cosine similarity of normalised sentence embeddings (query and passage encoded apart)."""
 
     name: ClassVar[str] = "bi-encoder"
-    scale: ClassVar[ScoreScale] = ScoreScale.COSINE
+    scale: ScoreScale = ScoreScale.COSINE
     default_model: ClassVar[str | None] = MINILM_ID
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:

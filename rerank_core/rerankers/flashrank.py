@@ -163,7 +163,7 @@ class FlashRankReranker(Reranker):
         counter.no_truncation()
         counter.no_padding()
         truncation = ranker.tokenizer.truncation or {}
-        self._limit = int(truncation.get("max_length", self.max_length))
+        self._limit = int(truncation.get("max_length") or self.max_length or 512)
         self._counter = counter
         self._ranker = ranker
         self.model_dir = folder

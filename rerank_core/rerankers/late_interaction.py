@@ -97,7 +97,7 @@ class LateInteractionReranker(Reranker):
     """MaxSim over token embeddings of a sentence-transformers model (not a trained ColBERT)."""
 
     name: ClassVar[str] = "late-interaction"
-    scale: ClassVar[ScoreScale] = ScoreScale.MAXSIM
+    scale: ScoreScale = ScoreScale.MAXSIM
     default_model: ClassVar[str | None] = MINILM_ID
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:

@@ -14,7 +14,7 @@ from rerank_core.types import Candidate, Corpus, RankedItem, RerankResult, Score
 
 class Retriever(ABC):
     name: ClassVar[str] = ""
-    scale: ClassVar[ScoreScale] = ScoreScale.FIRST_STAGE
+    scale: ScoreScale = ScoreScale.FIRST_STAGE
 
     def __init__(self, settings: Settings | None = None, **options) -> None:
         self.settings = settings or Settings()
