@@ -18,8 +18,7 @@ from rerank_core.progress import Cancelled
 from rerank_core.registry import RERANKERS, RETRIEVERS
 from rerank_core.types import Dataset, MethodSpec
 from ui import benchmark_view as view
-from ui import labelling, render, resources
-from ui.corpus_state import active_corpus
+from ui import labelling, page, render, resources
 from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES, METHODS, default_model, spec_for
 from ui.nav import run_inside_app
 
@@ -35,19 +34,8 @@ run_inside_app()
 render.inject_css()
 st.title("Benchmark")
 
-try:
-    settings = resources.session_settings()
-except RerankError as exc:
-    st.error(f"The configuration cannot be read: {render.md_escape(exc.message)}")
-    if exc.hint:
-        st.caption(f"Fix: {render.md_escape(exc.hint)}")
-    st.stop()
-
-active = active_corpus()
-if active is None:
-    st.error("No corpus is loaded.")
-    st.page_link("pages/corpus.py", label="Load a corpus", icon=":material/upload_file:")
-    st.stop()
+settings = page.settings_or_stop()
+active = page.corpus_or_stop()
 corpus = active.corpus
 corpus_id = labelling.active_corpus_id(active)
 st.caption(

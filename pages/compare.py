@@ -18,11 +18,9 @@ from collections import OrderedDict
 import streamlit as st
 
 from rerank_core.compare import Comparison, run_comparison
-from rerank_core.errors import RerankError
 from rerank_core.judgements import JudgementStore, query_id_for
 from rerank_core.types import Candidate, MethodSpec, RerankResult
-from ui import keys, labelling, render, resources
-from ui.corpus_state import active_corpus
+from ui import keys, labelling, page, render, resources
 from ui.methods import (
     DEFAULT_METHODS,
     FIRST_STAGE_LABELS,
@@ -51,20 +49,8 @@ run_inside_app()
 render.inject_css()
 st.title("Compare rerankers")
 
-try:
-    settings = resources.session_settings()
-except RerankError as exc:
-    st.error(f"The configuration cannot be read: {render.md_escape(exc.message)}")
-    if exc.hint:
-        st.caption(f"Fix: {render.md_escape(exc.hint)}")
-    st.stop()
-
-active = active_corpus()
-if active is None:
-    notice = st.session_state.get(keys.CORPUS_NOTICE)
-    st.error(render.md_escape(notice[1]) if notice else "No corpus is loaded.")
-    st.page_link("pages/corpus.py", label="Load a corpus", icon=":material/upload_file:")
-    st.stop()
+settings = page.settings_or_stop()
+active = page.corpus_or_stop()
 corpus = active.corpus
 corpus_id = labelling.active_corpus_id(active)
 

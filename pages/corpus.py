@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from rerank_core.corpus import SUPPORTED_EXTENSIONS, CsvColumns, csv_columns
 from rerank_core.errors import RerankError
-from ui import keys, render, resources
+from ui import keys, page, render, resources
 from ui.benchmark_view import dataset_judgements
 from ui.corpus_state import (
     SPLIT_KEY,
@@ -31,17 +32,7 @@ run_inside_app()
 render.inject_css()
 st.title("Corpus")
 
-try:
-    settings = resources.session_settings()
-except RerankError as exc:
-    st.error(f"The configuration cannot be read: {render.md_escape(exc.message)}")
-    st.stop()
-
-try:
-    from rerank_core.corpus import SUPPORTED_EXTENSIONS, CsvColumns, csv_columns
-except ImportError as exc:  # the loaders ship separately; the page still shows the corpus in use
-    SUPPORTED_EXTENSIONS, CsvColumns, csv_columns = (), None, None  # type: ignore[assignment]
-    st.warning(f"File loading is not available in this installation ({render.md_escape(exc)}).")
+settings = page.settings_or_stop()
 
 notice = st.session_state.pop(keys.CORPUS_NOTICE, None)
 if notice:
@@ -209,7 +200,7 @@ files = [(f.name, f.getvalue()) for f in uploads or []]
 
 columns_choice = None
 csv_files = [(n, b) for n, b in files if n.lower().endswith((".csv", ".tsv", ".tab"))]
-if csv_files and csv_columns is not None:
+if csv_files:
     first_name, first_bytes = csv_files[0]
     try:
         header = csv_columns(first_bytes, first_name)

@@ -14,7 +14,7 @@ import streamlit as st
 
 from rerank_core.errors import RerankError
 from rerank_core.judgements import HAND_GRADES, shadow_log_csv
-from ui import labelling, render, resources
+from ui import labelling, page, render, resources
 from ui.corpus_state import active_corpus
 from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES
 from ui.nav import run_inside_app
@@ -97,13 +97,11 @@ run_inside_app()
 render.inject_css()
 st.title("Labels")
 
+settings = page.settings_or_stop()
 try:
-    settings = resources.session_settings()
     store = labelling.open_store(settings)
 except RerankError as exc:
-    st.error(f"The judgement store cannot be opened: {render.md_escape(exc.message)}")
-    if exc.hint:
-        st.caption(f"Fix: {render.md_escape(exc.hint)}")
+    page.show_error("The judgement store cannot be opened", exc)
     st.stop()
 
 judge = labelling.render_judge_input()
