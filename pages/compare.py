@@ -43,7 +43,6 @@ LLM_OFFLINE_TIP = (
 DEFAULT_DEPTH = 50
 DEFAULT_SHOW = 10
 SHADOW_TOP_N = 10  # ids and scores kept per method in the shadow log
-GRADE_TOGGLE = "cmp_grade_mode"  # show the grade buttons under every row
 
 run_inside_app()
 render.inject_css()
@@ -292,7 +291,7 @@ with mode_col:
     grading = st.toggle(
         "Grade buttons",
         value=True,
-        key=GRADE_TOGGLE,
+        key=keys.CMP_GRADE_MODE,
         disabled=label_store is None,
         help="0-3 or skip under every row. Off: the grades stay visible as badges.",
     )

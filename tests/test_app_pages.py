@@ -455,7 +455,7 @@ def test_a_grade_given_in_one_column_shows_in_every_column_and_moves_ndcg():
     assert any("Undid" in s.value for s in at.success)
 
     # with the grade buttons off, the columns are one block each and still show the grade as a badge
-    at.toggle(key="cmp_grade_mode").set_value(False).run()
+    at.toggle(key=keys.CMP_GRADE_MODE).set_value(False).run()
     _no_exception(at)
     assert not [b for b in at.button_group if b.key and b.key.startswith(labelling.GRADE_KEY_PREFIX)]
     assert _column_docs(at, LATE) == late_shown

@@ -23,6 +23,7 @@ MODEL_PREFIX = "model_"  # + method name, e.g. "model_cross-encoder"
 # -- compare page: session only ------------------------------------------------------------------------
 CMP_RESULTS = "cmp_results"  # dict: comparison key -> Comparison (a small LRU)
 CMP_HIGHLIGHT = "cmp_highlight"
+CMP_GRADE_MODE = "cmp_grade_mode"  # show the grade buttons under every row
 
 # -- corpus page -----------------------------------------------------------------------------------------
 CORPUS_UPLOADS = "corpus_uploads"
