@@ -156,40 +156,9 @@ def agreement_table(orders: Mapping[str, Sequence[str]], k: int, p: float = 0.9)
 # -- rank movement -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ShownRow:
-    """One row of a method's column: where the document is, and how it moved against the first stage.
-
-    ``is_new`` marks a document that entered the shown top k from below the first stage's top k.
-    """
-
-    doc_id: str
-    rank: int
-    score: float
-    first_stage_rank: int
-    truncated: bool = False
-    flagged: bool = False
-
-    @property
-    def movement(self) -> int:
-        return self.first_stage_rank - self.rank
-
-    def is_new(self, k: int) -> bool:
-        return self.first_stage_rank > k
-
-
-def shown_rows(items: Sequence[RankedItem], k: int) -> list[ShownRow]:
-    return [
-        ShownRow(
-            doc_id=it.doc_id,
-            rank=it.rank,
-            score=it.score,
-            first_stage_rank=it.first_stage_rank,
-            truncated=it.truncated,
-            flagged=it.flagged,
-        )
-        for it in items[:k]
-    ]
+def shown_rows(items: Sequence[RankedItem], k: int) -> list[RankedItem]:
+    """The rows a method's column shows: its first ``k`` items (movement and ``is_new`` are on the item)."""
+    return list(items[:k])
 
 
 def dropouts(first_stage: Sequence[str], method: Sequence[str], k: int) -> list[str]:

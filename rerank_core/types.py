@@ -142,6 +142,10 @@ class RankedItem:
         """Positive when the method moved the document up against the first stage."""
         return self.first_stage_rank - self.rank
 
+    def is_new(self, k: int) -> bool:
+        """The document entered a shown top ``k`` from below the first stage's top ``k``."""
+        return self.first_stage_rank > k
+
 
 @dataclass(frozen=True)
 class MethodError:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from rerank_core.compare import Comparison, ShownRow, dropouts, shown_rows
-from rerank_core.types import Candidate, RerankResult
+from rerank_core.compare import Comparison, dropouts, shown_rows
+from rerank_core.types import Candidate, RankedItem, RerankResult
 
 SNIPPET_CHARS = 170
 
@@ -132,7 +132,7 @@ def inject_css() -> None:
 # -- movement ---------------------------------------------------------------------------------------------
 
 
-def movement_badge(row: ShownRow, k: int, *, baseline: bool = False) -> str:
+def movement_badge(row: RankedItem, k: int, *, baseline: bool = False) -> str:
     """▲n / ▼n coloured by magnitude, ``new`` for an entry from below the shown top k, ``=`` for no move."""
     if baseline:
         return ""
@@ -226,7 +226,7 @@ def grade_badge(doc_id: str, grades: Grades | None) -> str:
 
 
 def row_html(
-    row: ShownRow,
+    row: RankedItem,
     cand: Candidate,
     k: int,
     *,
