@@ -2,14 +2,22 @@
 
 Lookup order for each setting: environment variable, then the config file, then the default.
 The config file is ``$RERANK_CONFIG`` if set, else ``rerank.toml`` in the working directory
-(optional; see ``rerank.example.toml`` for every key). API keys are read from the environment
-(or handed in by the app from Streamlit secrets) and are never written anywhere.
+(optional; see ``rerank.example.toml`` for every key).
+
+Secrets (API keys, passwords) are never read from the file. Each backend declares the secrets it
+reads by their environment-variable names (``OPENAI_API_KEY``); :func:`load_settings` takes every
+declared secret from the environment, and the app adds Streamlit secrets and its password fields
+with :meth:`Settings.with_secrets`. They live in memory only (``repr`` hides them) and are never
+written anywhere. A backend only ever sees the secrets it declares (see
+:func:`rerank_core.registry.scoped_settings`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +39,17 @@ _ENV = {
     "device": "RERANK_DEVICE",
 }
 
-_SECRET_ENV = {"openai_api_key": "OPENAI_API_KEY", "cohere_api_key": "COHERE_API_KEY"}
+_SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def check_secret_name(name: str) -> str:
+    """A secret is named like its environment variable: ``OPENAI_API_KEY``."""
+    if not isinstance(name, str) or not _SECRET_NAME.match(name):
+        raise ConfigError(
+            f"{name!r} is not a secret name",
+            hint="secrets are named like environment variables: OPENAI_API_KEY",
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -49,9 +67,24 @@ class Settings:
     device: str = "cpu"
     # per-method options, e.g. {"cross-encoder": {"batch_size": 32, "max_length": 512}}
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # secrets: held in memory only, never serialised (repr hides them)
-    openai_api_key: str | None = field(default=None, repr=False)
-    cohere_api_key: str | None = field(default=None, repr=False)
+    # secrets by environment-variable name: held in memory only, never serialised (repr hides them)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        clean = {check_secret_name(k): str(v) for k, v in dict(self.secrets).items() if v}
+        object.__setattr__(self, "secrets", clean)
+
+    def secret(self, name: str) -> str | None:
+        """The value of the secret ``name`` (e.g. ``"COHERE_API_KEY"``), None when not set."""
+        return self.secrets.get(name) or None
+
+    @property
+    def openai_api_key(self) -> str | None:
+        return self.secret("OPENAI_API_KEY")
+
+    @property
+    def cohere_api_key(self) -> str | None:
+        return self.secret("COHERE_API_KEY")
 
     @property
     def resolved_flashrank_cache_dir(self) -> Path:
@@ -64,13 +97,22 @@ class Settings:
     def method_options(self, name: str) -> dict[str, Any]:
         return dict(self.methods.get(name, {}))
 
-    def with_secrets(self, **secrets: str | None) -> Settings:
-        """A copy with API keys set (for keys from Streamlit secrets or a password field)."""
-        clean: dict[str, Any] = {k: v for k, v in secrets.items() if v}
-        unknown = set(clean) - set(_SECRET_ENV)
-        if unknown:
-            raise ConfigError(f"unknown secret(s): {sorted(unknown)}")
-        return replace(self, **clean)
+    def with_secrets(self, secrets: Mapping[str, str | None] | None = None, **more: str | None) -> Settings:
+        """A copy with secrets set or replaced (keys from Streamlit secrets or a password field).
+
+        Names are environment-variable names (``COHERE_API_KEY``); an empty value leaves the secret
+        as it was."""
+        merged = dict(self.secrets)
+        for name, value in {**dict(secrets or {}), **more}.items():
+            check_secret_name(name)
+            if value:
+                merged[name] = str(value)
+        return replace(self, secrets=merged)
+
+    def only_secrets(self, names: Iterable[str]) -> Settings:
+        """A copy that holds only the named secrets (what a backend that declares them may see)."""
+        wanted = set(names)
+        return replace(self, secrets={k: v for k, v in self.secrets.items() if k in wanted})
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -102,9 +144,11 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot parse config file {cfg_path}: {exc}") from exc
     elif path is not None or env.get("RERANK_CONFIG"):
-        raise ConfigError(f"config file {cfg_path} does not exist", hint="fix RERANK_CONFIG or the path given")
+        raise ConfigError(
+            f"config file {cfg_path} does not exist", hint="fix RERANK_CONFIG or the path given"
+        )
 
-    known = {f.name for f in fields(Settings)} - set(_SECRET_ENV)
+    known = {f.name for f in fields(Settings)} - {"secrets"}
     for key in data:
         if key not in known:
             raise ConfigError(
@@ -120,7 +164,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
             values[name] = _coerce(name, env[_ENV[name]])
         elif name in data:
             values[name] = _coerce(name, data[name])
-    for name, var in _SECRET_ENV.items():
-        if env.get(var):
-            values[name] = env[var]
+    from rerank_core.registry import secret_names  # the backends declare what they read
+
+    values["secrets"] = {name: env[name] for name in secret_names() if env.get(name)}
     return Settings(**values)

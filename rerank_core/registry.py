@@ -1,18 +1,28 @@
 """The explicit registry of first stages and rerankers, keyed by short names.
 
-Backends are named here and imported only when created, so ``import rerank_core`` stays light.
-A method is written ``name`` or ``name:model`` (``cross-encoder:BAAI/bge-reranker-v2-m3``).
+Backends are named here and imported only when used, so ``import rerank_core`` stays light (a
+backend module keeps its heavy imports inside its loader). A method is written ``name`` or
+``name:model`` (``cross-encoder:BAAI/bge-reranker-v2-m3``).
+
+What the app knows about a method lives on its backend class and is read here:
+:func:`method_info` (title, description, score scale, hosted or local, offline, the secrets and
+settings it reads), :func:`method_key` (the cache key of a configured method: everything that
+changes its answers, secrets only as hashes) and :func:`secret_names` (every secret any backend
+reads, for the settings loader and the app's key fields). Adding a backend is one class here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
+from typing import Any
 
 from rerank_core.config import Settings
 from rerank_core.errors import InvalidMethod
 from rerank_core.rerankers.base import Reranker
 from rerank_core.retrieval.base import Retriever
-from rerank_core.types import MethodSpec
+from rerank_core.types import FIRST_STAGE_KIND, RERANKER_KIND, MethodInfo, MethodSpec
 
 RETRIEVERS: dict[str, str] = {
     "bm25": "rerank_core.retrieval.bm25:BM25Retriever",
@@ -63,6 +73,67 @@ def reranker_class(name: str) -> type[Reranker]:
 
 def retriever_class(name: str) -> type[Retriever]:
     return _resolve(RETRIEVERS, name, "first stage")
+
+
+def backend_class(name: str) -> type[Reranker] | type[Retriever]:
+    """The class behind a method name (first stage or reranker)."""
+    base = MethodSpec.parse(name).name
+    if base in RETRIEVERS:
+        return retriever_class(base)
+    if base in RERANKERS:
+        return reranker_class(base)
+    known = sorted(set(RETRIEVERS) | set(RERANKERS))
+    raise InvalidMethod(f"unknown method {name!r}", hint=f"choose one of: {', '.join(known)}")
+
+
+def method_info(name: str) -> MethodInfo:
+    """The metadata of a method (``name`` or ``name:model``), from its backend class."""
+    return backend_class(name).info()
+
+
+def methods(kind: str | None = None) -> list[MethodInfo]:
+    """Every registered method's metadata (first stages first), optionally of one ``kind``.
+
+    A backend whose module cannot be imported here is left out (the app reports it when chosen)."""
+    out: list[MethodInfo] = []
+    for table, k in ((RETRIEVERS, FIRST_STAGE_KIND), (RERANKERS, RERANKER_KIND)):
+        if kind is not None and kind != k:
+            continue
+        for name in table:
+            try:
+                out.append(method_info(name))
+            except ImportError:
+                continue
+    return out
+
+
+def secret_names() -> list[str]:
+    """Every secret (environment-variable name) that some registered backend reads, sorted."""
+    return sorted({s for info in methods() for s in info.secrets})
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def method_key(spec: str | MethodSpec, settings: Settings | None = None, **options: Any) -> str:
+    """The cache key of a configured method: its name and model, its options, the settings fields it
+    declares it reads, and a hash of each secret it reads. Two configurations with equal keys give the
+    same answers; one user's key never serves another user's calls."""
+    spec = MethodSpec.parse(spec) if isinstance(spec, str) else spec
+    info = method_info(spec.name)
+    settings = settings or Settings()
+    values: dict[str, Any] = {
+        "method": spec.name,
+        "model": spec.model,
+        "options": {**settings.method_options(spec.name), **spec.options, **options},
+        "settings": {name: getattr(settings, name, None) for name in info.reads},
+        "secrets": {
+            name: hashlib.sha256(value.encode()).hexdigest() if (value := settings.secret(name)) else None
+            for name in info.secrets
+        },
+    }
+    return f"{spec}|{_digest(values)}"
 
 
 def create_reranker(spec: str | MethodSpec, settings: Settings | None = None, **options) -> Reranker:

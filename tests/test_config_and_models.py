@@ -49,11 +49,38 @@ def test_missing_explicit_config_file(tmp_path):
         load_settings(env={"RERANK_CONFIG": str(tmp_path / "nope.toml")})
 
 
-def test_with_secrets_rejects_unknown_names():
-    s = Settings().with_secrets(openai_api_key="k", cohere_api_key=None)
+def test_with_secrets_takes_environment_style_names():
+    s = Settings().with_secrets(OPENAI_API_KEY="k", COHERE_API_KEY=None)
     assert s.openai_api_key == "k" and s.cohere_api_key is None
-    with pytest.raises(ConfigError):
+    assert s.with_secrets({"OPENAI_API_KEY": ""}).openai_api_key == "k"  # an empty value keeps the secret
+    with pytest.raises(ConfigError, match="not a secret name"):
         Settings().with_secrets(github_token="t")
+
+
+def test_a_backend_sees_only_the_secrets_it_declares():
+    from rerank_core.registry import create_reranker, method_key
+
+    s = Settings().with_secrets(OPENAI_API_KEY="sk-one", COHERE_API_KEY="co-one")
+    cohere = create_reranker("cohere", s)
+    assert cohere.settings.cohere_api_key == "co-one" and cohere.settings.openai_api_key is None
+    local = create_reranker("late-interaction", s)
+    assert local.settings.secrets == {}
+    # a hosted method's cache key changes with its key; a local method's does not
+    other = s.with_secrets(COHERE_API_KEY="co-two", OPENAI_API_KEY="sk-two")
+    assert method_key("cohere", s) != method_key("cohere", other)
+    assert method_key("late-interaction", s) == method_key("late-interaction", other)
+    assert "co-one" not in method_key("cohere", s)
+
+
+def test_every_backend_describes_itself():
+    from rerank_core.registry import methods, secret_names
+
+    infos = methods()
+    assert {i.name for i in infos} >= {"bm25", "dense", "hybrid", "cross-encoder", "llm", "cohere"}
+    for info in infos:
+        assert info.title and info.description, info.name
+        assert info.hosted or not info.secrets or info.name == "llm", info.name
+    assert {"OPENAI_API_KEY", "COHERE_API_KEY"} <= set(secret_names())
 
 
 def test_resolution_order_path_then_models_dir(tmp_path):

@@ -20,7 +20,10 @@ class LengthReranker(Reranker):
 
 
 def cands(*texts):
-    return [Candidate(doc_id=f"d{i}", text=t, first_stage_rank=i + 1, first_stage_score=1.0 / (i + 1)) for i, t in enumerate(texts)]
+    return [
+        Candidate(doc_id=f"d{i}", text=t, first_stage_rank=i + 1, first_stage_score=1.0 / (i + 1))
+        for i, t in enumerate(texts)
+    ]
 
 
 def test_sorted_by_score_with_stable_tie_break():

@@ -50,7 +50,7 @@ def cands(*texts: str) -> list[Candidate]:
 def settings_for(server: LoopbackServer, tmp_path: Path, **kw) -> Settings:
     base = dict(
         openai_base_url=server.openai_base_url,
-        openai_api_key=KEY,
+        secrets={"OPENAI_API_KEY": KEY},
         request_timeout_s=2.0,
         max_retries=2,
         data_dir=tmp_path / "data",
@@ -360,7 +360,9 @@ def test_missing_key_for_an_openai_model(tmp_path):
 def test_no_model_picks_the_backend_that_can_run(tmp_path):
     offline = create_reranker("llm", Settings(data_dir=tmp_path))
     assert offline.method_name == "llm:smollm2" and not offline.hosted and "SmolLM2" in offline.label
-    online = create_reranker("llm", Settings(openai_api_key=KEY, openai_model="gpt-x", data_dir=tmp_path))
+    online = create_reranker(
+        "llm", Settings(secrets={"OPENAI_API_KEY": KEY}, openai_model="gpt-x", data_dir=tmp_path)
+    )
     assert online.method_name == "llm:gpt-x" and online.hosted and "OpenAI API" in online.label
     local_server = create_reranker("llm", Settings(openai_base_url="http://u:pw@localhost:11434/v1?x=1"))
     assert local_server.hosted and local_server.label.endswith("via http://localhost:11434/v1")

@@ -122,7 +122,7 @@ def _llm(request) -> Reranker:
     settings = Settings(
         data_dir=request.getfixturevalue("tmp_path") / "rerank-data",
         openai_base_url=server.openai_base_url,
-        openai_api_key="sk-contract",
+        secrets={"OPENAI_API_KEY": "sk-contract"},
         max_retries=0,
         request_timeout_s=10,
     )
@@ -143,7 +143,7 @@ def _cohere(request) -> Reranker:
     settings = Settings(
         data_dir=request.getfixturevalue("tmp_path") / "rerank-data",
         cohere_base_url=server.url,
-        cohere_api_key="co-contract",
+        secrets={"COHERE_API_KEY": "co-contract"},
         max_retries=0,
         request_timeout_s=10,
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 # -- shared by every page ------------------------------------------------------------------------------
 ACTIVE_CORPUS = "active_corpus"  # ui.corpus_state.ActiveCorpus: what every page works on
 CORPUS_NOTICE = "corpus_notice"  # (kind, message) shown once on the next run of the corpus page
-OPENAI_KEY = "secret_openai_api_key"  # password fields: this session only, never in the URL
-COHERE_KEY = "secret_cohere_api_key"
+SECRET_PREFIX = "secret_"  # + secret name: password fields, this session only, never in the URL
+OPENAI_KEY = SECRET_PREFIX + "OPENAI_API_KEY"
+COHERE_KEY = SECRET_PREFIX + "COHERE_API_KEY"
 
 # -- compare page: widgets bound to the URL (the key is the query-parameter name) ---------------------
 Q = "q"
@@ -36,3 +37,8 @@ CORPUS_LAST_REPORT = "corpus_last_report"  # the last load's report, for the pag
 
 def model_key(method: str) -> str:
     return MODEL_PREFIX + method
+
+
+def secret_key(name: str) -> str:
+    """The session key of the password field of secret ``name`` (``OPENAI_API_KEY``)."""
+    return SECRET_PREFIX + name

@@ -12,12 +12,9 @@ for hosted methods, a hash of the API key (so one user's key never serves anothe
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import fields
 from typing import Any, Generic, TypeVar
 
 import streamlit as st
@@ -31,22 +28,6 @@ from rerank_core.types import Corpus, MethodError, MethodSpec
 from ui import keys
 
 T = TypeVar("T")
-
-# method -> the settings fields it reads besides the common ones
-_METHOD_SETTINGS = {
-    "llm": (
-        "data_dir",
-        "openai_model",
-        "openai_base_url",
-        "openai_api_key",
-        "request_timeout_s",
-        "max_retries",
-    ),
-    "cohere": ("cohere_model", "cohere_base_url", "cohere_api_key", "request_timeout_s", "max_retries"),
-    "flashrank": ("flashrank_cache_dir", "data_dir"),
-}
-_COMMON_SETTINGS = ("models_dir", "device")
-_SECRETS = {"openai_api_key", "cohere_api_key"}
 
 
 class OnceCell(Generic[T]):
@@ -99,49 +80,34 @@ def _secret_from_streamlit(name: str) -> str | None:
 def session_settings() -> Settings:
     """Settings for this session: file and environment, then Streamlit secrets, then the password fields.
 
-    Keys typed into the password fields live only in this session's state; nothing here writes
-    them anywhere.
+    Every secret a backend declares (``registry.secret_names()``) is looked up. Keys typed into the
+    password fields live only in this session's state; nothing here writes them anywhere.
     """
+    from rerank_core.registry import secret_names
+
     base = _base_settings()
-    secrets: dict[str, str | None] = {}
-    for field_name, env_name, state_key in (
-        ("openai_api_key", "OPENAI_API_KEY", keys.OPENAI_KEY),
-        ("cohere_api_key", "COHERE_API_KEY", keys.COHERE_KEY),
-    ):
-        typed = st.session_state.get(state_key)
-        secrets[field_name] = typed or _secret_from_streamlit(env_name) or getattr(base, field_name)
-    return base.with_secrets(**secrets)
+    found: dict[str, str | None] = {}
+    for name in secret_names():
+        typed = st.session_state.get(keys.secret_key(name))
+        found[name] = typed or _secret_from_streamlit(name) or base.secret(name)
+    return base.with_secrets(found)
 
 
 def _base_settings() -> Settings:
     return load_settings()
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def settings_key(settings: Settings, method: str) -> str:
-    """A key for what ``method`` reads from settings; API keys enter only as hashes."""
-    wanted = _COMMON_SETTINGS + _METHOD_SETTINGS.get(method, ())
-    values: dict[str, Any] = {}
-    for f in fields(settings):
-        if f.name not in wanted:
-            continue
-        value = getattr(settings, f.name)
-        if f.name in _SECRETS:
-            value = hashlib.sha256(value.encode()).hexdigest() if value else None
-        values[f.name] = value
-    values["options"] = settings.method_options(method)
-    return _digest(values)
+    """The cache key of ``method`` under these settings (see ``registry.method_key``)."""
+    from rerank_core.registry import method_key
+
+    return method_key(method, settings)
 
 
 def has_key(settings: Settings, method: str) -> bool:
-    if method == "llm":
-        return bool(settings.openai_api_key)
-    if method == "cohere":
-        return bool(settings.cohere_api_key)
-    return True
+    from rerank_core.registry import method_info
+
+    return all(settings.secret(name) for name in method_info(method).secrets)
 
 
 # -- rerankers ------------------------------------------------------------------------------------------

@@ -20,9 +20,11 @@ from rerank_core.config import Settings
 from rerank_core.errors import BackendUnavailable, MethodFailed, RerankError
 from rerank_core.progress import Cancelled, ProgressFn
 from rerank_core.types import (
+    RERANKER_KIND,
     Candidate,
     Corpus,
     MethodError,
+    MethodInfo,
     RankedItem,
     RerankResult,
     Scores,
@@ -39,9 +41,36 @@ class Reranker(ABC):
     default_model: ClassVar[str | None] = None
     #: a hosted API: failures fall back to the first-stage order instead of no order
     hosted: ClassVar[bool] = False
+    #: what the app shows: a short title and one line on what it does
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: runs with no network, given local weights (a hosted API never does)
+    offline: ClassVar[bool] = True
+    #: secrets it reads, by environment-variable name: the only secrets its settings will hold
+    secrets: ClassVar[tuple[str, ...]] = ()
+    #: settings fields it reads besides its ``[methods.<name>]`` options (part of its cache key)
+    reads: ClassVar[tuple[str, ...]] = ("models_dir", "device")
+
+    @classmethod
+    def info(cls) -> MethodInfo:
+        """The method's metadata, as the registry exposes it."""
+        return MethodInfo(
+            name=cls.name,
+            kind=RERANKER_KIND,
+            title=cls.title or cls.name,
+            description=cls.description,
+            scale=cls.scale,
+            hosted=cls.hosted,
+            offline=cls.offline,
+            default_model=cls.default_model,
+            secrets=tuple(cls.secrets),
+            reads=tuple(cls.reads),
+            prepares=cls.prepare is not Reranker.prepare,
+        )
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options):
-        self.settings = settings or Settings()
+        # a backend sees only the secrets it declares, so a forgotten declaration cannot leak a key
+        self.settings = (settings or Settings()).only_secrets(self.secrets)
         self.model = model or self.default_model
         self.options = {**self.settings.method_options(self.name), **options}
         self.model_load_s = 0.0
@@ -151,7 +180,9 @@ class Reranker(ABC):
             if math.isnan(v):
                 values[i] = float("-inf")
                 flags[i] = True
-        order = sorted(range(n), key=lambda i: (-values[i], candidates[i].first_stage_rank, candidates[i].doc_id))
+        order = sorted(
+            range(n), key=lambda i: (-values[i], candidates[i].first_stage_rank, candidates[i].doc_id)
+        )
         if top_k is not None:
             order = order[:top_k]
         return [

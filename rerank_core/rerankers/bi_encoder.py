@@ -33,6 +33,8 @@ class BiEncoderReranker(Reranker):
     name: ClassVar[str] = "bi-encoder"
     scale: ScoreScale = ScoreScale.COSINE
     default_model: ClassVar[str | None] = MINILM_ID
+    title: ClassVar[str] = "Bi-encoder"
+    description: ClassVar[str] = "cosine of sentence embeddings: query and passage encoded apart"
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model=model, settings=settings, **options)

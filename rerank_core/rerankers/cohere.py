@@ -43,6 +43,11 @@ class CohereReranker(Reranker):
     scale = ScoreScale.API_RELEVANCE
     default_model = None
     hosted = True
+    offline = False
+    title = "Cohere Rerank"
+    description = "hosted Cohere Rerank v2, or any Cohere-compatible /v2/rerank server"
+    secrets = ("COHERE_API_KEY",)
+    reads = ("cohere_model", "cohere_base_url", "request_timeout_s", "max_retries")
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model, settings, **options)

@@ -67,6 +67,8 @@ class ColbertReranker(Reranker):
     name = "colbert"
     scale = ScoreScale.MAXSIM
     default_model = KNOWN_MODELS[0]
+    title = "ColBERT"
+    description = "trained late interaction (RAGatouille)"
     OPTIONS = {"max_length", "batch_size"}
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:

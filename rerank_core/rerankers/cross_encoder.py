@@ -41,6 +41,8 @@ class CrossEncoderReranker(Reranker):
     name = "cross-encoder"
     scale = ScoreScale.LOGIT
     default_model = KNOWN_MODELS[0]
+    title = "Cross-encoder"
+    description = "query and passage read together (sentence-transformers CrossEncoder)"
     OPTIONS = {"batch_size", "max_length", "activation"}
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:

@@ -53,6 +53,9 @@ class FlashRankReranker(Reranker):
     name = "flashrank"
     scale = ScoreScale.PROBABILITY
     default_model = "ms-marco-TinyBERT-L-2-v2"
+    title = "FlashRank"
+    description = "ONNX cross-encoder on CPU"
+    reads = ("models_dir", "flashrank_cache_dir", "data_dir")
     OPTIONS = {"batch_size", "max_length", "cache_dir"}
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:

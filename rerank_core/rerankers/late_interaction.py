@@ -99,6 +99,8 @@ class LateInteractionReranker(Reranker):
     name: ClassVar[str] = "late-interaction"
     scale: ScoreScale = ScoreScale.MAXSIM
     default_model: ClassVar[str | None] = MINILM_ID
+    title: ClassVar[str] = "Late interaction"
+    description: ClassVar[str] = "MaxSim over the MiniLM token embeddings: zero-shot, not a trained ColBERT"
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model=model, settings=settings, **options)

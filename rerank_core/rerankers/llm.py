@@ -358,6 +358,18 @@ class LLMReranker(Reranker):
     scale = ScoreScale.LLM_GRADE
     default_model = None
     hosted = True
+    title = "LLM"
+    description = "pointwise 0-10 grades by an OpenAI-compatible model; 'smollm2' runs a small local model"
+    secrets = ("OPENAI_API_KEY",)
+    reads = (
+        "models_dir",
+        "device",
+        "data_dir",
+        "openai_model",
+        "openai_base_url",
+        "request_timeout_s",
+        "max_retries",
+    )
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model, settings, **options)

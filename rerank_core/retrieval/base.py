@@ -9,15 +9,54 @@ from typing import ClassVar
 
 from rerank_core.config import Settings
 from rerank_core.progress import ProgressFn
-from rerank_core.types import Candidate, Corpus, RankedItem, RerankResult, ScoreScale
+from rerank_core.types import (
+    FIRST_STAGE_KIND,
+    Candidate,
+    Corpus,
+    MethodInfo,
+    RankedItem,
+    RerankResult,
+    ScoreScale,
+)
 
 
 class Retriever(ABC):
     name: ClassVar[str] = ""
     scale: ScoreScale = ScoreScale.FIRST_STAGE
+    #: what the app shows: a short title and one line on what it does
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: the model used when none is given (None: no model)
+    default_model: ClassVar[str | None] = None
+    #: builds a local index over the corpus (an engine that already serves the corpus does not)
+    needs_index: ClassVar[bool] = True
+    #: searches a remote service
+    hosted: ClassVar[bool] = False
+    offline: ClassVar[bool] = True
+    #: secrets it reads, by environment-variable name: the only secrets its settings will hold
+    secrets: ClassVar[tuple[str, ...]] = ()
+    #: settings fields it reads besides its ``[methods.<name>]`` options (part of its cache key)
+    reads: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def info(cls) -> MethodInfo:
+        return MethodInfo(
+            name=cls.name,
+            kind=FIRST_STAGE_KIND,
+            title=cls.title or cls.name,
+            description=cls.description,
+            scale=cls.scale,
+            hosted=cls.hosted,
+            offline=cls.offline,
+            default_model=cls.default_model,
+            secrets=tuple(cls.secrets),
+            reads=tuple(cls.reads),
+            needs_index=cls.needs_index,
+            takes_model=cls.default_model is not None,
+        )
 
     def __init__(self, settings: Settings | None = None, **options) -> None:
-        self.settings = settings or Settings()
+        self.settings = (settings or Settings()).only_secrets(self.secrets)
         self.options = {**self.settings.method_options(self.name), **options}
         self.corpus: Corpus | None = None
         self.build_s = 0.0

@@ -159,6 +159,8 @@ class BM25Retriever(Retriever):
 
     name = "bm25"
     scale = ScoreScale.BM25
+    title = "BM25"
+    description = "lexical first stage (bm25s, stemming and stopwords)"
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(settings=settings, **options)

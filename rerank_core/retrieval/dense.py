@@ -48,6 +48,10 @@ class DenseRetriever(Retriever):
 
     name = "dense"
     scale = ScoreScale.COSINE
+    title = "Dense"
+    description = "bi-encoder first stage: exact cosine top-k over sentence embeddings"
+    default_model = MINILM_ID
+    reads = ("models_dir", "device")
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(settings=settings, **options)

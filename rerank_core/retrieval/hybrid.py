@@ -12,6 +12,7 @@ from typing import Any
 
 from rerank_core.config import Settings
 from rerank_core.errors import ConfigError
+from rerank_core.models import MINILM_ID
 from rerank_core.progress import ProgressFn
 from rerank_core.retrieval.base import Retriever
 from rerank_core.retrieval.bm25 import BM25Retriever
@@ -84,6 +85,10 @@ class HybridRetriever(Retriever):
 
     name = "hybrid"
     scale = ScoreScale.RRF
+    title = "Hybrid"
+    description = "reciprocal rank fusion of BM25 and dense"
+    default_model = MINILM_ID
+    reads = ("models_dir", "device")
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(settings=settings, **options)
