@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -184,6 +184,12 @@ class RerankResult:
     fallback: bool = False
     notes: tuple[str, ...] = ()
     label: str = ""  # human description, e.g. "zero-shot MiniLM MaxSim (not a trained ColBERT)"
+    precision: str = (
+        ""  # the numeric path the scores came from (fp32, bf16, onnx-int8, ...); "" = not applicable
+    )
+    usage: Mapping[str, float] = field(
+        default_factory=dict, compare=False
+    )  # billed units / tokens a service reported
 
     @property
     def ok(self) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from rerank_core.config import Settings
+from rerank_core.errors import ConfigError
 from rerank_core.progress import ProgressFn
 from rerank_core.types import (
     FIRST_STAGE_KIND,
@@ -18,6 +19,20 @@ from rerank_core.types import (
     RerankResult,
     ScoreScale,
 )
+
+
+class MissingHitText(ConfigError):
+    kind = "missing-hit-text"
+
+
+class Hit(NamedTuple):
+    """One search result. ``title``/``text`` are None when the hit did not carry them (then they come
+    from the corpus by id)."""
+
+    doc_id: str
+    score: float
+    title: str | None = None
+    text: str | None = None
 
 
 class Retriever(ABC):
@@ -69,8 +84,8 @@ class Retriever(ABC):
     def _build(self, corpus: Corpus, progress: ProgressFn | None) -> None: ...
 
     @abstractmethod
-    def _search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Top ``k`` (doc_id, score), best first."""
+    def _search(self, query: str, k: int) -> list[tuple[str, float]] | list[Hit]:
+        """Top ``k`` (doc_id, score) pairs or :class:`Hit` records, best first."""
 
     def build(self, corpus: Corpus, progress: ProgressFn | None = None) -> Retriever:
         t0 = time.perf_counter()
@@ -80,28 +95,51 @@ class Retriever(ABC):
         return self
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        if self.corpus is None:
+        """Top ``k`` (doc_id, score) pairs, best first."""
+        return [(h.doc_id, h.score) for h in self.hits(query, k)]
+
+    def hits(self, query: str, k: int) -> list[Hit]:
+        """Top ``k`` hits, best first (an index-free engine may return hits outside the corpus)."""
+        if self.corpus is None and self.needs_index:
             raise RuntimeError(f"{self.name}: build() or load() the index before searching")
         if k <= 0 or not query.strip():
             return []
-        return self._search(query, min(k, len(self.corpus)))
+        if self.corpus is not None and self.needs_index:
+            k = min(k, len(self.corpus))
+        return [h if isinstance(h, Hit) else Hit(str(h[0]), float(h[1])) for h in self._search(query, k)]
 
     def candidates(self, query: str, k: int) -> tuple[list[Candidate], RerankResult]:
-        """The top ``k`` as candidates for the rerankers, and the first stage's own timed result."""
+        """The top ``k`` as candidates for the rerankers, and the first stage's own timed result.
+
+        A hit's title and text come from the hit when it carries them, else from the corpus by id."""
         t0 = time.perf_counter()
-        hits = self.search(query, k)
+        hits = self.hits(query, k)
         latency_ms = (time.perf_counter() - t0) * 1e3
-        assert self.corpus is not None
         cands = []
-        for rank, (doc_id, score) in enumerate(hits, start=1):
-            doc = self.corpus.get(doc_id)
+        for rank, hit in enumerate(hits, start=1):
+            title, text = hit.title, hit.text
+            if text is None or title is None:
+                doc = (
+                    self.corpus.get(hit.doc_id)
+                    if self.corpus is not None and hit.doc_id in self.corpus
+                    else None
+                )
+                if doc is None and text is None:
+                    raise MissingHitText(
+                        f"{self.name} returned document {hit.doc_id!r} without its text, and the corpus in use "
+                        "has no document with that id.",
+                        hint="return the text field from the engine (see the method's text field setting), "
+                        "or load the corpus the engine serves",
+                    )
+                title = title if title is not None else (doc.title if doc is not None else "")
+                text = text if text is not None else doc.text  # type: ignore[union-attr]
             cands.append(
                 Candidate(
-                    doc_id=doc_id,
-                    text=doc.text,
-                    title=doc.title,
+                    doc_id=hit.doc_id,
+                    text=text,
+                    title=title,
                     first_stage_rank=rank,
-                    first_stage_score=float(score),
+                    first_stage_score=float(hit.score),
                 )
             )
         result = RerankResult(
