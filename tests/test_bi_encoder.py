@@ -24,8 +24,8 @@ def test_prepared_documents_are_not_encoded_again(tmp_path_factory, tmp_path):
     texts = ["lift on a wing", "drag on a cylinder", "heat transfer to a cone"]
     reranker.prepare(Corpus([Document(id=f"d{i}", text=t) for i, t in enumerate(texts)]))
     encoded: list[int] = []
-    original = reranker._encode
-    reranker._encode = lambda batch: (encoded.append(len(batch)), original(batch))[1]
+    original = reranker.encoder.encode
+    reranker.encoder.encode = lambda batch: (encoded.append(len(batch)), original(batch))[1]
     result = reranker.rerank("wing lift", cands(*texts))
     assert result.ok and encoded == [1]  # only the query
     assert result.scale == ScoreScale.COSINE
@@ -40,6 +40,35 @@ def test_unprepared_candidates_are_embedded_once_and_noted(tmp_path_factory, tmp
     assert any("embedded at query time" in n for n in first.notes)
     second = reranker.rerank("q", cands("a b", "c d"))
     assert second.notes == () and second.ids == first.ids
+
+
+def test_dense_and_bi_encoder_share_one_cache_that_survives_a_restart(tmp_path_factory, tmp_path):
+    """What the dense index embedded, the bi-encoder does not embed again, in this process or the next."""
+    from rerank_core.artifacts import forget_stores
+    from rerank_core.encoders import clear_shared_models
+    from rerank_core.retrieval.dense import DenseRetriever
+
+    path = tiny_bi_encoder_once(tmp_path_factory)
+    settings = Settings(data_dir=tmp_path)
+    texts = ["lift on a wing", "drag on a cylinder", "heat transfer to a cone", "shock waves in nozzles"]
+    corpus = Corpus([Document(id=f"d{i}", text=t) for i, t in enumerate(texts)])
+    dense = DenseRetriever(settings=settings, model=str(path)).build(corpus)
+    assert dense.embedded_now == len(texts)
+    reranker = create_reranker(MethodSpec("bi-encoder", str(path)), settings)
+    assert reranker.prepared(corpus)  # nothing left to embed
+    result = reranker.rerank("wing lift", cands(*texts))
+    assert result.notes == ()
+    np.testing.assert_allclose(
+        [it.score for it in sorted(result.items, key=lambda it: it.doc_id)],
+        dense.embeddings @ dense.encode(["wing lift"])[0],
+        atol=1e-5,
+    )
+    # a new process: the cache is read from disk, nothing is embedded
+    forget_stores()
+    clear_shared_models()
+    again = DenseRetriever(settings=settings, model=str(path)).build(corpus)
+    assert again.embedded_now == 0
+    np.testing.assert_array_equal(again.embeddings, dense.embeddings)
 
 
 def test_unknown_option_is_a_clear_error():
@@ -57,7 +86,7 @@ def test_real_minilm_prefers_the_paraphrase(minilm_path, tmp_path):
         cands("a recipe for sourdough bread", "compound interest makes money grow over time"),
     )
     assert result.ids[0] == "d1"
-    direct = reranker._encoder.encode(
+    direct = reranker.encoder.model.encode(
         ["how do I keep my savings growing", "compound interest makes money grow over time"],
         normalize_embeddings=True,
     )

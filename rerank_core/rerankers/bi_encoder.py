@@ -3,25 +3,24 @@
 The cheapest "semantic" rerank: each text is embedded on its own (by default the packaged
 all-MiniLM-L6-v2, the dense first stage's model), so the question it answers is whether a
 cross-encoder or late interaction adds anything over re-sorting lexical candidates by embedding
-similarity. Document embeddings are computed once per text (``prepare`` fills the store for a
-whole corpus); at query time only the query is encoded. The loaded model is shared with the dense
-retriever (see :mod:`rerank_core.encoders`), so choosing both does not load it twice.
+similarity. Document embeddings are computed once per text and kept in the embedding cache it
+shares with the dense first stage (:mod:`rerank_core.sentence_embeddings`): with a dense index built,
+``prepare`` has nothing left to do, and nothing is embedded again after a restart. At query time only
+the query is encoded. The loaded model is shared with the dense retriever too.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
-
 from rerank_core.config import Settings
-from rerank_core.encoders import load_sentence_transformer, model_lock, short_model_name
+from rerank_core.encoders import short_model_name
 from rerank_core.errors import ConfigError
 from rerank_core.models import MINILM_ID
-from rerank_core.progress import ProgressFn, report
+from rerank_core.progress import ProgressFn
 from rerank_core.rerankers.base import Reranker
+from rerank_core.sentence_embeddings import SentenceEncoder
 from rerank_core.types import Candidate, Corpus, Scores, ScoreScale
 
 _OPTIONS = {"batch_size": 32}
@@ -35,6 +34,7 @@ class BiEncoderReranker(Reranker):
     default_model: ClassVar[str | None] = MINILM_ID
     title: ClassVar[str] = "Bi-encoder"
     description: ClassVar[str] = "cosine of sentence embeddings: query and passage encoded apart"
+    reads: ClassVar[tuple[str, ...]] = ("models_dir", "device", "data_dir")
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model=model, settings=settings, **options)
@@ -45,71 +45,34 @@ class BiEncoderReranker(Reranker):
                 hint=f"bi-encoder options are: {', '.join(_OPTIONS)}",
             )
         self.options = {**_OPTIONS, **self.options}
-        self._encoder: Any = None
-        self._max_length = 512
-        self._store: dict[str, tuple[np.ndarray, bool]] = {}
-        self._store_lock = threading.Lock()
+        self.encoder = SentenceEncoder(
+            self.model or MINILM_ID, self.settings, normalize=True, batch_size=self.options["batch_size"]
+        )
 
     @property
     def label(self) -> str:
         return f"cosine of {short_model_name(self.model or '')} sentence embeddings (passages encoded once)"
 
     def _load(self) -> None:
-        self._encoder = load_sentence_transformer(self.model or MINILM_ID, self.settings)
-        self._max_length = int(self._encoder.max_seq_length or 512)
+        self.encoder.load()
 
-    def _encode(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        with model_lock(self._encoder):
-            vectors = self._encoder.encode(
-                texts,
-                batch_size=self.options["batch_size"],
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-            lengths = self._encoder.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)
-        truncated = [len(ids) > self._max_length for ids in lengths["input_ids"]]
-        return np.asarray(vectors, dtype=np.float32), truncated
-
-    def _add(self, keyed_texts: dict[str, str]) -> None:
-        if not keyed_texts:
-            return
-        vectors, truncated = self._encode(list(keyed_texts.values()))
-        with self._store_lock:
-            for key, vec, cut in zip(keyed_texts, vectors, truncated, strict=True):
-                self._store.setdefault(key, (vec, cut))
+    def prepared(self, corpus: Corpus) -> bool:
+        """Every document of ``corpus`` is in the embedding cache."""
+        self.load()
+        return self.encoder.missing([d.full_text for d in corpus]) == 0
 
     def prepare(self, corpus: Corpus, progress: ProgressFn | None = None) -> None:
-        """Embed every document of ``corpus`` not yet in the store."""
+        """Embed every document of ``corpus`` that the embedding cache does not hold yet."""
         self.load()
-        with self._store_lock:
-            todo: dict[str, str] = {}
-            for doc in corpus:
-                cand = Candidate(
-                    doc_id=doc.id, text=doc.text, title=doc.title, first_stage_rank=0, first_stage_score=0
-                )
-                if cand.text_hash not in self._store:
-                    todo.setdefault(cand.text_hash, cand.full_text)
-        keys = list(todo)
         message = f"bi-encoder: embedding documents with {short_model_name(self.model or '')}"
-        step = self.options["batch_size"] * 4
-        report(progress, 0, len(keys), message)
-        for start in range(0, len(keys), step):
-            self._add({k: todo[k] for k in keys[start : start + step]})
-            report(progress, min(start + step, len(keys)), len(keys), message)
+        self.encoder.embed([d.full_text for d in corpus], progress, message)
 
     def score(self, query: str, candidates: Sequence[Candidate]) -> Scores:
-        with self._store_lock:
-            missing = {c.text_hash: c.full_text for c in candidates if c.text_hash not in self._store}
-        self._add(missing)
-        query_vec, _ = self._encode([query])
-        with self._store_lock:
-            stored = [self._store[c.text_hash] for c in candidates]
-        matrix = np.stack([vec for vec, _ in stored])
-        values = matrix @ query_vec[0]
+        matrix, truncated, embedded_now = self.encoder.embed([c.full_text for c in candidates])
+        values = matrix @ self.encoder.embed_query(query)
         notes = (
-            (f"{len(missing)} candidate text(s) were not prepared and were embedded at query time",)
-            if missing
+            (f"{embedded_now} candidate text(s) were not prepared and were embedded at query time",)
+            if embedded_now
             else ()
         )
-        return Scores(values=values.tolist(), truncated=[cut for _, cut in stored], notes=notes)
+        return Scores(values=values.tolist(), truncated=truncated, notes=notes)

@@ -9,47 +9,38 @@ Token choice: padding and the tokenizer's special tokens ([CLS], [SEP], and any 
 are dropped on both sides; [UNK] and punctuation are kept, since they stand for real text. Every
 remaining token vector is L2-normalised, so a dot product is a cosine.
 
-Document token embeddings are computed once per text and kept in a store keyed by
-:attr:`Candidate.text_hash` (title + text, the text the model sees), as float16 to halve memory.
-:meth:`LateInteractionReranker.prepare` fills the store for a whole corpus; at query time only the
-query is encoded, and candidates missing from the store are encoded and added. One instance may be
-shared by many sessions: the store is guarded by a lock. ``cache_documents=False`` turns the store
-off, so every candidate is encoded on every query (the baseline the store is measured against).
+Document token embeddings are computed once per text and kept in a token store on disk
+(:class:`rerank_core.artifacts.TokenStore` under ``<data_dir>/cache``), keyed by
+:attr:`Candidate.text_hash` (title + text, the text the model sees), as float16 to halve the size,
+memory-mapped when read, bounded in size (``token_store_max_mb``), shared by every session and kept
+across restarts. :meth:`LateInteractionReranker.prepare` fills the store for a whole corpus; at query
+time only the query is encoded, and candidates missing from the store are encoded and added.
+``cache_documents=False`` turns the store off, so every candidate is encoded on every query (the
+baseline the store is measured against).
 Document vectors are rounded to float16 whether or not they are stored, so scores do not depend on
 the store.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 
+from rerank_core.artifacts import TokenMatrix, TokenStore, encoder_identity, text_key, token_store
 from rerank_core.config import Settings
 from rerank_core.encoders import load_sentence_transformer, model_lock, short_model_name
 from rerank_core.errors import ConfigError, MethodFailed
-from rerank_core.models import MINILM_ID
+from rerank_core.models import MINILM_ID, resolve_model
 from rerank_core.progress import ProgressFn, report
 from rerank_core.rerankers.base import Reranker
 from rerank_core.types import Candidate, Corpus, Scores, ScoreScale
 
-DEFAULTS: dict[str, Any] = {"batch_size": 32, "cache_documents": True}
+DEFAULTS: dict[str, Any] = {"batch_size": 32, "cache_documents": True, "token_store_max_mb": 8192}
 STORE_DTYPE = np.float16
-
-
-def text_hash(full_text: str) -> str:
-    """The store key of a text; equal to :attr:`Candidate.text_hash` for the same title + text."""
-    return hashlib.sha256(full_text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
-class TokenMatrix(NamedTuple):
-    """One text's kept token vectors (unit length) and whether the text was cut at max length."""
-
-    vectors: np.ndarray  # (tokens, dim)
-    truncated: bool
+text_hash = text_key  # the store key of a text; equal to Candidate.text_hash for the same title + text
+__all__ = ["LateInteractionReranker", "TokenMatrix", "maxsim_scores", "text_hash"]
 
 
 def maxsim_scores(query: np.ndarray, documents: Sequence[np.ndarray]) -> np.ndarray:
@@ -90,6 +81,16 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
             hint="for example 32",
         )
     opts["cache_documents"] = bool(opts["cache_documents"])
+    try:
+        opts["token_store_max_mb"] = float(opts["token_store_max_mb"])
+    except (TypeError, ValueError):
+        opts["token_store_max_mb"] = -1.0
+    if opts["token_store_max_mb"] <= 0:
+        raise ConfigError(
+            f"late-interaction token_store_max_mb must be a positive number of megabytes, not "
+            f"{options.get('token_store_max_mb')!r}.",
+            hint="for example 8192 (8 GB on disk)",
+        )
     return opts
 
 
@@ -99,6 +100,7 @@ class LateInteractionReranker(Reranker):
     name: ClassVar[str] = "late-interaction"
     scale: ScoreScale = ScoreScale.MAXSIM
     default_model: ClassVar[str | None] = MINILM_ID
+    reads: ClassVar[tuple[str, ...]] = ("models_dir", "device", "data_dir")
     title: ClassVar[str] = "Late interaction"
     description: ClassVar[str] = "MaxSim over the MiniLM token embeddings: zero-shot, not a trained ColBERT"
 
@@ -107,9 +109,7 @@ class LateInteractionReranker(Reranker):
         self.options = _check_options(self.options)
         self._encoder: Any = None
         self._max_length = 512
-        self._store: dict[str, TokenMatrix] = {}
-        self._store_lock = threading.Lock()
-        self._prepare_lock = threading.Lock()
+        self._store: TokenStore | None = None
 
     @property
     def label(self) -> str:
@@ -128,6 +128,15 @@ class LateInteractionReranker(Reranker):
                 hint="use a text sentence-transformers model such as sentence-transformers/all-MiniLM-L6-v2",
             )
         self._max_length = int(encoder.max_seq_length or encoder.tokenizer.model_max_length)
+        if self.cache_documents:
+            location = resolve_model(self.model or MINILM_ID, self.settings.models_dir).location
+            identity = encoder_identity(location, "fp32", tokens=True, max_length=self._max_length)
+            self._store = token_store(
+                self.settings.data_dir,
+                identity,
+                {"model": self.model, "location": location, "max_length": self._max_length},
+                max_bytes=int(self.options["token_store_max_mb"] * 1024 * 1024),
+            )
         self._encoder = encoder
 
     def _kept_tokens(self, texts: list[str]) -> tuple[list[np.ndarray], list[bool]]:
@@ -184,63 +193,70 @@ class LateInteractionReranker(Reranker):
 
     # -- the document store ------------------------------------------------------------------
     @property
+    def store(self) -> TokenStore | None:
+        """The token store (None with ``cache_documents=False``); loads the model first."""
+        if not self.cache_documents:
+            return None
+        self.load()
+        return self._store
+
+    @property
     def store_size(self) -> int:
         """How many distinct document texts have token embeddings in the store."""
-        with self._store_lock:
-            return len(self._store)
+        store = self.store
+        return len(store) if store is not None else 0
 
     @property
     def store_bytes(self) -> int:
-        with self._store_lock:
-            return sum(m.vectors.nbytes for m in self._store.values())
+        store = self.store
+        return store.nbytes if store is not None else 0
 
     def clear_store(self) -> None:
-        with self._store_lock:
-            self._store.clear()
+        store = self.store
+        if store is not None:
+            store.clear()
+
+    def prepared(self, corpus: Corpus) -> bool:
+        """Every document of ``corpus`` has its token embeddings in the store."""
+        store = self.store
+        return store is None or not store.missing([text_key(d.full_text) for d in corpus])
 
     def prepare(self, corpus: Corpus, progress: ProgressFn | None = None) -> None:
-        """Encode every document of ``corpus`` not yet in the store (no-op with ``cache_documents=False``)."""
-        if not self.cache_documents:
+        """Encode every document of ``corpus`` not yet in the store (no-op with ``cache_documents=False``).
+
+        Two sessions (or processes) preparing the same corpus encode it once: the store's build lock."""
+        store = self.store
+        if store is None:
             return
-        self.load()
-        with self._prepare_lock:  # two sessions preparing the same corpus encode it once
-            with self._store_lock:
-                todo: dict[str, str] = {}
-                for doc in corpus:
-                    key = text_hash(doc.full_text)
-                    if key not in self._store:
-                        todo.setdefault(key, doc.full_text)
-            keys = list(todo)
-            total = len(keys)
+        keys = [text_key(d.full_text) for d in corpus]
+        if not store.missing(keys):
+            return
+        with store.building():
+            texts = dict(zip(keys, (d.full_text for d in corpus), strict=True))
+            todo = store.missing(keys)
+            total = len(todo)
             message = f"late-interaction: encoding document tokens with {short_model_name(self.model or '')}"
             report(progress, 0, total, message)
-            chunk = self.options["batch_size"] * 4
+            chunk = max(self.options["batch_size"] * 8, 256)
             for start in range(0, total, chunk):
-                part = keys[start : start + chunk]
-                encoded = self.encode_tokens([todo[k] for k in part])
-                with self._store_lock:
-                    self._store.update(zip(part, encoded, strict=True))
+                part = todo[start : start + chunk]
+                store.put(part, self.encode_tokens([texts[k] for k in part]))
                 report(progress, min(start + chunk, total), total, message)
 
     def _documents(self, candidates: Sequence[Candidate]) -> tuple[list[TokenMatrix], int]:
         """Token matrices for the candidates (from the store where possible) and how many were encoded now."""
         keys = [c.text_hash for c in candidates]
-        found: dict[str, TokenMatrix] = {}
-        if self.cache_documents:
-            with self._store_lock:
-                found = {k: self._store[k] for k in keys if k in self._store}
-        missing: dict[str, str] = {}
-        for key, cand in zip(keys, candidates, strict=True):
-            if key not in found:
-                missing.setdefault(key, cand.full_text)
+        store = self.store
+        if store is None:
+            return self.encode_tokens([c.full_text for c in candidates]), len(candidates)
+        missing = store.missing(keys)
         if missing:
-            encoded = dict(zip(missing, self.encode_tokens(list(missing.values())), strict=True))
-            found.update(encoded)
-            if self.cache_documents:
-                with self._store_lock:
-                    for key, matrix in encoded.items():
-                        self._store.setdefault(key, matrix)
-        return [found[k] for k in keys], len(missing)
+            by_key = {c.text_hash: c.full_text for c in candidates}
+            with store.building():
+                missing = store.missing(keys)
+                if missing:
+                    store.put(missing, self.encode_tokens([by_key[k] for k in missing]))
+        return [store.get(k) for k in keys], len(missing)
 
     # -- scoring -----------------------------------------------------------------------------
     def score(self, query: str, candidates: Sequence[Candidate]) -> Scores:
@@ -252,6 +268,8 @@ class LateInteractionReranker(Reranker):
             notes.append(f"the query was cut at {self._max_length} tokens")
         if not self.cache_documents:
             notes.append("document store off: every candidate was encoded at query time")
+        elif self._store is not None and self._store.problem:
+            notes.append(self._store.problem)
         elif encoded_now:
             notes.append(f"{encoded_now} candidate text(s) were not prepared and were encoded at query time")
         empty = sum(1 for d in docs if d.vectors.shape[0] == 0)

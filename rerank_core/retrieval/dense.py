@@ -1,8 +1,10 @@
 """Dense first stage: a sentence-transformers bi-encoder and brute-force dot-product search.
 
-The corpus (``Document.full_text``) is encoded once, in batches with progress, into a float32
+The corpus (``Document.full_text``) is embedded once, in batches with progress, into a float32
 matrix; a query is one encode plus one matrix-vector product and a partial sort. With
 ``normalize=True`` (the default) embeddings are unit length, so scores are cosine similarities.
+Document embeddings go through the shared embedding cache (:mod:`rerank_core.sentence_embeddings`),
+so the bi-encoder reranker and later builds reuse them.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from rerank_core.config import Settings
-from rerank_core.encoders import embedding_dimension, load_sentence_transformer, model_lock, short_model_name
+from rerank_core.encoders import embedding_dimension, short_model_name
 from rerank_core.errors import ConfigError, CorpusFormatError
 from rerank_core.models import MINILM_ID
 from rerank_core.progress import ProgressFn, report
 from rerank_core.retrieval.base import Retriever
 from rerank_core.retrieval.bm25 import top_k_positions
 from rerank_core.retrieval.persist import read_meta, write_meta
+from rerank_core.sentence_embeddings import SentenceEncoder
 from rerank_core.types import Corpus, ScoreScale
 
 DEFAULTS: dict[str, Any] = {"model": MINILM_ID, "batch_size": 32, "normalize": True}
@@ -60,7 +63,13 @@ class DenseRetriever(Retriever):
             # a raw dot product, not a cosine (per instance: the base class reads self.scale)
             self.scale = ScoreScale.FIRST_STAGE  # type: ignore[misc]
         self.embeddings: np.ndarray | None = None
-        self._model: Any = None
+        self.encoder = SentenceEncoder(
+            self.options["model"],
+            self.settings,
+            normalize=self.options["normalize"],
+            batch_size=self.options["batch_size"],
+        )
+        self.embedded_now = 0  # documents the last build embedded (the rest came from the cache)
 
     @property
     def model_name(self) -> str:
@@ -72,41 +81,22 @@ class DenseRetriever(Retriever):
         return f"dense ({short_model_name(self.model_name)}, {kind})"
 
     def _load_model(self) -> Any:
-        if self._model is None:
-            self._model = load_sentence_transformer(self.model_name, self.settings)
-        return self._model
+        return self.encoder.load().model
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Embeddings of ``texts`` as a float32 matrix (one row per text)."""
-        model = self._load_model()
-        with model_lock(model):
-            out = model.encode(
-                texts,
-                batch_size=self.options["batch_size"],
-                convert_to_numpy=True,
-                normalize_embeddings=self.options["normalize"],
-                show_progress_bar=False,
-            )
-        return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
+        """Embeddings of ``texts`` as a float32 matrix (one row per text), computed now."""
+        return self.encoder.encode(texts)[0]
 
     def _build(self, corpus: Corpus, progress: ProgressFn | None) -> None:
         if len(corpus) == 0:
             raise CorpusFormatError(
                 f"corpus {corpus.name!r} has no documents to index.", hint="add at least one document"
             )
-        self._load_model()
-        total = len(corpus)
-        chunk = self.options["batch_size"] * 4
-        message = f"dense: encoding with {short_model_name(self.model_name)}"
-        parts: list[np.ndarray] = []
-        done = 0
-        report(progress, 0, total, message)
-        for start in range(0, total, chunk):
-            texts = [d.full_text for d in corpus[start : start + chunk]]
-            parts.append(self.encode(texts))
-            done += len(texts)
-            report(progress, done, total, message)
-        self.embeddings = np.ascontiguousarray(np.concatenate(parts, axis=0), dtype=np.float32)
+        message = f"dense: embedding documents with {short_model_name(self.model_name)}"
+        report(progress, 0, len(corpus), message)
+        matrix, _, self.embedded_now = self.encoder.embed([d.full_text for d in corpus], progress, message)
+        self.embeddings = np.ascontiguousarray(matrix, dtype=np.float32)
+        report(progress, len(corpus), len(corpus), message)
 
     def scores(self, query: str) -> np.ndarray:
         """The query's score against every document, in corpus order."""
