@@ -46,7 +46,7 @@ from rerank_core.analysis import (
     sweep_from_scores,
     verdict,
 )
-from rerank_core.config import Settings
+from rerank_core.config import Settings, load_settings
 from rerank_core.errors import CorpusFormatError
 from rerank_core.evaluation import (
     FIRST_STAGE,
@@ -56,11 +56,10 @@ from rerank_core.evaluation import (
     run_evaluation,
 )
 from rerank_core.metrics import DEFAULT_MEASURES, evaluate, rank_documents
+from rerank_core.pipeline import Runtime
 from rerank_core.progress import Cancelled, ProgressFn, report
-from rerank_core.registry import RERANKERS, create_reranker, create_retriever
 from rerank_core.rerankers.base import Reranker
-from rerank_core.retrieval.base import Retriever
-from rerank_core.types import Dataset, MethodSpec, ScoreScale
+from rerank_core.types import Dataset, ScoreScale
 
 KEY_MEASURE = "nDCG@10"
 SWEEP_K = 10
@@ -299,16 +298,16 @@ def run_benchmark(
     sweep_depths: Sequence[int] = DEFAULT_DEPTHS,
     settings: Settings | None = None,
     progress: ProgressFn | None = None,
-    retrievers: Mapping[str, Retriever] | None = None,
-    rerankers: Mapping[str, Reranker] | None = None,
+    runtime: Runtime | None = None,
 ) -> Benchmark:
     """Evaluate ``methods`` (the first stage is added first if missing) and analyse the outcome.
 
-    ``retrievers`` / ``rerankers`` are prebuilt objects keyed by method name, used and never
-    modified (the app passes its process-wide models and indexes); missing ones are created here.
-    ``progress(done, total, message)`` may raise :class:`~rerank_core.progress.Cancelled`, which
+    Models and indexes come from ``runtime`` (the app passes its process-wide one; by default a new
+    one). ``progress(done, total, message)`` may raise :class:`~rerank_core.progress.Cancelled`, which
     stops the run and propagates.
     """
+    settings = settings or load_settings()
+    runtime = runtime or Runtime()
     methods = [m.strip() for m in methods if m and m.strip()]
     if first_stage not in methods:
         methods = [first_stage, *methods]
@@ -318,28 +317,6 @@ def run_benchmark(
             hint="label some results on the Compare page, import qrels on the Labels page, "
             "or load a dataset that has qrels",
         )
-    # Create what was not handed in, so the sweep can reuse the same objects; run_evaluation
-    # loads, times and prepares them exactly as the evaluate command does.
-    retrievers = dict(retrievers or {})
-    rerankers = dict(rerankers or {})
-    for name in methods:
-        spec = MethodSpec.parse(name)
-        if spec.name in RERANKERS and name not in rerankers:
-            try:
-                rerankers[name] = create_reranker(spec, settings)
-            except Exception:  # noqa: BLE001 - run_evaluation reports the same error in the method's entry
-                pass
-    cached = retrievers.get(first_stage)
-    if cached is None or cached.corpus is None or cached.corpus.fingerprint != dataset.corpus.fingerprint:
-        try:
-            report(progress, 0, 1, f"{first_stage}: building the index")
-            retrievers[first_stage] = create_retriever(first_stage, settings).build(
-                dataset.corpus, _prefixed(progress, f"{first_stage}: building the index ")
-            )
-        except Cancelled:
-            raise
-        except Exception:  # noqa: BLE001 - run_evaluation tries again and reports the error
-            retrievers.pop(first_stage, None)
 
     def phase(prefix: str) -> ProgressFn | None:
         if progress is None:
@@ -358,8 +335,7 @@ def run_benchmark(
         max_queries=max_queries,
         settings=settings,
         progress=phase(""),
-        retrievers=retrievers,
-        rerankers=rerankers,
+        runtime=runtime,
         measures=DEFAULT_MEASURES,
     )
     bench = Benchmark(report=rep, summaries=summarise(rep), sweep_depths=[], max_queries=max_queries)
@@ -375,11 +351,12 @@ def run_benchmark(
     levels = effective_depths(sweep_depths or DEFAULT_DEPTHS, corpus_size)
     bench.sweep_depths = levels
     deepest = levels[-1]
-    swept = [
-        name
+    rerankers = {
+        name: runtime.reranker(name, settings)
         for name, m in rep.methods.items()
-        if m.kind == RERANKER and m.available and name in rerankers and is_pointwise(rerankers[name])
-    ]
+        if m.kind == RERANKER and m.available
+    }
+    swept = [name for name, r in rerankers.items() if is_pointwise(r)]
     for name, m in rep.methods.items():
         if m.kind != RERANKER:
             continue
@@ -403,8 +380,7 @@ def run_benchmark(
                 deepest,
                 swept,
                 settings,
-                retrievers,
-                rerankers,
+                runtime,
                 phase("depth sweep: "),
             )
         for name in swept:
@@ -493,19 +469,12 @@ def _deep_scores(
     first_stage: str,
     deepest: int,
     swept: Sequence[str],
-    settings: Settings | None,
-    retrievers: dict[str, Retriever],
-    rerankers: Mapping[str, Reranker],
+    settings: Settings,
+    runtime: Runtime,
     progress: ProgressFn | None,
 ) -> tuple[dict[str, list[str]], dict[str, dict[str, dict[str, float]]]]:
     """The first stage's top ``deepest`` per query and every swept reranker's scores for them."""
-    retriever = retrievers.get(first_stage)
-    if (
-        retriever is None
-        or retriever.corpus is None
-        or retriever.corpus.fingerprint != dataset.corpus.fingerprint
-    ):
-        retriever = create_retriever(first_stage, settings).build(dataset.corpus)
+    retriever = runtime.first_stage(first_stage, dataset.corpus, settings)
     total = len(rep.query_ids) * (1 + len(swept))
     done = 0
     candidates = {}
@@ -517,7 +486,7 @@ def _deep_scores(
     fs_ranking = {q: [c.doc_id for c in cands] for q, cands in candidates.items()}
     scores: dict[str, dict[str, dict[str, float]]] = {}
     for name in swept:
-        reranker = rerankers[name]
+        reranker = runtime.reranker(name, settings)
         per_query: dict[str, dict[str, float]] = {}
         for qid in rep.query_ids:
             res = reranker.rerank(dataset.queries[qid], candidates[qid])

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rerank_core.config import Settings
+from rerank_core.config import Settings, load_settings
 from rerank_core.errors import CorpusFormatError, InvalidMethod
 from rerank_core.metrics import (
     DEFAULT_MEASURES,
@@ -41,9 +40,9 @@ from rerank_core.metrics import (
     latency_summary,
     parse_measure,
 )
+from rerank_core.pipeline import Runtime
 from rerank_core.progress import Cancelled, ProgressFn, report
-from rerank_core.registry import RERANKERS, RETRIEVERS, create_reranker, create_retriever
-from rerank_core.rerankers.base import Reranker
+from rerank_core.registry import RERANKERS, RETRIEVERS
 from rerank_core.retrieval.base import Retriever
 from rerank_core.trec import results_to_run, write_run
 from rerank_core.types import Candidate, Dataset, MethodError, MethodSpec, RerankResult
@@ -271,50 +270,6 @@ def _warmup_query(dataset: Dataset, query_ids: Sequence[str]) -> str:
     return f"{first} (warm-up)"
 
 
-def _get_retriever(
-    name: str,
-    dataset: Dataset,
-    settings: Settings | None,
-    cache: dict[str, Retriever],
-    steps: _Steps,
-) -> tuple[Retriever, bool]:
-    """A retriever built on this corpus: reused from ``cache``, fused from built parts, or built.
-
-    Newly built retrievers are added to ``cache`` (a dict private to one evaluation), so ``hybrid``
-    reuses the ``bm25`` and ``dense`` indexes of the same run, and the other way round.
-    """
-
-    def built(key: str) -> Retriever | None:
-        r = cache.get(key)
-        ok = r is not None and r.corpus is not None and r.corpus.fingerprint == dataset.corpus.fingerprint
-        return r if ok else None
-
-    cached = built(name)
-    if cached is not None:
-        return cached, True
-    hybrid = built("hybrid")
-    if name in ("bm25", "dense") and hybrid is not None and getattr(hybrid, name, None) is not None:
-        part = getattr(hybrid, name)
-        cache[name] = part
-        return part, True
-    bm25, dense = built("bm25"), built("dense")
-    if name == "hybrid" and bm25 is not None and dense is not None:
-        from rerank_core.retrieval.hybrid import HybridRetriever
-
-        fused = HybridRetriever.from_parts(bm25, dense, settings)  # type: ignore[arg-type]
-        cache[name] = fused
-        return fused, True
-    retriever = create_retriever(name, settings)
-    retriever.build(dataset.corpus, steps.sub(f"{name}: building the index"))
-    cache[name] = retriever
-    return retriever, False
-
-
-def _get_reranker(name: str, settings: Settings | None, cache: Mapping[str, Reranker] | None) -> Reranker:
-    cached = (cache or {}).get(name)
-    return cached if cached is not None else create_reranker(name, settings)
-
-
 def _finish(m: MethodEvaluation, qrels: Qrels, measures: Sequence[str], n_queries: int) -> None:
     """Metrics from the run, and the error summary for partly failed methods."""
     bad = len(m.failed_queries) + len(m.fallback_queries)
@@ -347,15 +302,19 @@ def _evaluate_retriever(
     dataset: Dataset,
     query_ids: Sequence[str],
     depth: int,
-    settings: Settings | None,
-    cache: dict[str, Retriever],
+    settings: Settings,
+    runtime: Runtime,
     steps: _Steps,
 ) -> tuple[MethodEvaluation, Retriever | None, dict[str, tuple[list[Candidate], float]]]:
-    """Build (or reuse) a retriever and run the queries; also returns the candidates per query."""
+    """Get the first stage from the runtime (in memory, saved, or built) and run the queries; also
+    returns the candidates per query."""
     m = MethodEvaluation(name=name, kind=FIRST_STAGE, label=name)
     candidates: dict[str, tuple[list[Candidate], float]] = {}
     try:
-        retriever, was_cached = _get_retriever(name, dataset, settings, cache, steps)
+        was_cached = runtime.first_stage_ready(name, dataset.corpus, settings) is not None
+        retriever = runtime.first_stage(
+            name, dataset.corpus, settings, steps.sub(f"{name}: building the index")
+        )
     except Cancelled:
         raise
     except Exception as exc:  # noqa: BLE001 - reported in the method's entry
@@ -400,21 +359,19 @@ def _evaluate_reranker(
     dataset: Dataset,
     query_ids: Sequence[str],
     candidates: Mapping[str, tuple[list[Candidate], float]],
-    settings: Settings | None,
-    cache: Mapping[str, Reranker] | None,
+    settings: Settings,
+    runtime: Runtime,
     steps: _Steps,
 ) -> MethodEvaluation:
     m = MethodEvaluation(name=name, kind=RERANKER, label=name)
     try:
-        reranker = _get_reranker(name, settings, cache)
+        reranker = runtime.reranker(name, settings)
         m.label = reranker.label
         steps.note(f"{name}: loading the model")
-        m.model_load_s = reranker.load()
+        ready = runtime.ready(reranker, dataset.corpus, steps.sub(f"{name}: preparing the corpus"))
+        m.model_load_s = ready.load_s
+        m.prepare_s = ready.prepare_s if ready.prepare_s is not None else 0.0
         m.label = reranker.label
-        steps.note(f"{name}: preparing the corpus")
-        t0 = time.perf_counter()
-        reranker.prepare(dataset.corpus, steps.sub(f"{name}: preparing the corpus"))
-        m.prepare_s = time.perf_counter() - t0
     except Cancelled:
         raise
     except Exception as exc:  # noqa: BLE001 - reported in the method's entry
@@ -454,17 +411,19 @@ def run_evaluation(
     max_queries: int | None = None,
     settings: Settings | None = None,
     progress: ProgressFn | None = None,
-    retrievers: Mapping[str, Retriever] | None = None,
-    rerankers: Mapping[str, Reranker] | None = None,
+    runtime: Runtime | None = None,
     measures: Sequence[str] = DEFAULT_MEASURES,
 ) -> EvaluationReport:
     """Evaluate ``methods`` on the judged queries of ``dataset`` (the first ``max_queries``).
 
-    ``retrievers`` / ``rerankers`` are prebuilt objects keyed by method name (a retriever is reused
-    only if it was built on this corpus); they are used, never modified. Raises
-    :class:`InvalidMethod` for unknown names and :class:`CorpusFormatError` when nothing is judged;
-    a method that fails is reported in its entry instead. ``progress`` may raise ``Cancelled``.
+    First stages and rerankers come from ``runtime`` (the app passes its process-wide one, so what
+    Compare built is reused; by default a new one, which still finds indexes and encodings saved in
+    the data directory). Raises :class:`InvalidMethod` for unknown names and
+    :class:`CorpusFormatError` when nothing is judged; a method that fails is reported in its entry
+    instead. ``progress`` may raise ``Cancelled``.
     """
+    settings = settings or load_settings()
+    runtime = runtime or Runtime()
     methods = _check_methods(first_stage, methods, depth)
     measures = tuple(str(parse_measure(x)) for x in measures)
     if max_queries is not None and max_queries < 1:
@@ -484,9 +443,8 @@ def run_evaluation(
     phases = 1 + sum(1 for m in methods if m != first_stage)
     steps = _Steps(progress, phases * (n + 1))
 
-    built: dict[str, Retriever] = dict(retrievers or {})
     fs_eval, _, candidates = _evaluate_retriever(
-        first_stage, dataset, query_ids, depth, settings, built, steps
+        first_stage, dataset, query_ids, depth, settings, runtime, steps
     )
     if fs_eval.available:
         _finish(fs_eval, qrels, measures, n)
@@ -496,7 +454,7 @@ def run_evaluation(
         if name == first_stage:
             m = fs_eval
         elif _is_retriever(name):
-            m, _, _ = _evaluate_retriever(name, dataset, query_ids, depth, settings, built, steps)
+            m, _, _ = _evaluate_retriever(name, dataset, query_ids, depth, settings, runtime, steps)
             if m.available:
                 _finish(m, qrels, measures, n)
         elif fs_eval.index_build_s is None:  # the first stage could not be built
@@ -505,7 +463,7 @@ def run_evaluation(
             for _ in range(n + 1):
                 steps.step(f"{name}: skipped")
         else:
-            m = _evaluate_reranker(name, dataset, query_ids, candidates, settings, rerankers, steps)
+            m = _evaluate_reranker(name, dataset, query_ids, candidates, settings, runtime, steps)
             if m.available:
                 _finish(m, qrels, measures, n)
         out[name] = m

@@ -235,7 +235,11 @@ def test_unavailable_first_stage_makes_rerankers_unavailable_but_others_run(data
 
 
 def test_max_queries_cache_progress_and_cancel(dataset):
-    built = OverlapRetriever().build(dataset.corpus)
+    from rerank_core.config import load_settings
+    from rerank_core.pipeline import Runtime
+
+    runtime = Runtime()
+    runtime.first_stage("fake-overlap", dataset.corpus, load_settings())
     OverlapRetriever.builds = 0
     seen = []
     report = run_evaluation(
@@ -244,7 +248,7 @@ def test_max_queries_cache_progress_and_cancel(dataset):
         5,
         ["fake-length"],
         max_queries=3,
-        retrievers={"fake-overlap": built},
+        runtime=runtime,
         progress=lambda d, t, m: seen.append((d, t, m)),
     )
     assert report.query_ids == ["q0", "q1", "q2"] and OverlapRetriever.builds == 0

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
-from rerank_core.config import Settings
+from rerank_core.config import Settings, load_settings
 from rerank_core.errors import BackendUnavailable, MethodFailed, RerankError
 from rerank_core.progress import Cancelled, ProgressFn
 from rerank_core.types import (
@@ -68,9 +68,14 @@ class Reranker(ABC):
             prepares=cls.prepare is not Reranker.prepare,
         )
 
+    @classmethod
+    def default_model_for(cls, settings: Settings) -> str | None:
+        """The model used when none is given, under these settings (a hosted backend may read it there)."""
+        return cls.default_model
+
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options):
         # a backend sees only the secrets it declares, so a forgotten declaration cannot leak a key
-        self.settings = (settings or Settings()).only_secrets(self.secrets)
+        self.settings = (settings or load_settings()).only_secrets(self.secrets)
         self.model = model or self.default_model
         self.options = {**self.settings.method_options(self.name), **options}
         self.model_load_s = 0.0

@@ -49,6 +49,10 @@ class CohereReranker(Reranker):
     secrets = ("COHERE_API_KEY",)
     reads = ("cohere_model", "cohere_base_url", "request_timeout_s", "max_retries")
 
+    @classmethod
+    def default_model_for(cls, settings: Settings) -> str | None:
+        return settings.cohere_model
+
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model, settings, **options)
         if self.model is None:

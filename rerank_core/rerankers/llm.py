@@ -371,6 +371,11 @@ class LLMReranker(Reranker):
         "max_retries",
     )
 
+    @classmethod
+    def default_model_for(cls, settings: Settings) -> str | None:
+        """The configured OpenAI-compatible model ("smollm2" runs the packaged local model instead)."""
+        return settings.openai_model
+
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model, settings, **options)
         s = self.settings

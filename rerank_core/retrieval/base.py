@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
-from rerank_core.config import Settings
+from rerank_core.config import Settings, load_settings
 from rerank_core.errors import ConfigError
 from rerank_core.progress import ProgressFn
 from rerank_core.types import (
@@ -71,7 +71,7 @@ class Retriever(ABC):
         )
 
     def __init__(self, settings: Settings | None = None, **options) -> None:
-        self.settings = (settings or Settings()).only_secrets(self.secrets)
+        self.settings = (settings or load_settings()).only_secrets(self.secrets)
         self.options = {**self.settings.method_options(self.name), **options}
         self.corpus: Corpus | None = None
         self.build_s = 0.0

@@ -1,0 +1,536 @@
+"""The one core path: resolve a first stage, retrieve once, then load → prepare → rerank.
+
+Every page, the ``evaluate`` command, the benchmark page and ``scripts/benchmark.py`` go through a
+:class:`Runtime`:
+
+- :meth:`Runtime.first_stage` gives a ready first stage for a corpus: from memory, from its saved
+  index under ``<data_dir>/indexes/<corpus fingerprint>/`` (a damaged or stale index is rebuilt),
+  or built with progress and saved. ``hybrid`` is fused from the ``bm25`` and ``dense`` parts the
+  runtime already holds, so nothing is indexed twice. Engines that need no local index are bound to
+  the corpus only.
+- :meth:`Runtime.reranker` gives the process-wide reranker for a method (keyed by
+  :func:`rerank_core.registry.method_key`: model, options, the settings it reads, hashes of its
+  secrets), and :meth:`Runtime.ready` loads it (timed) and runs its per-corpus preparation (timed).
+- :meth:`Runtime.compare` runs one query: the first stage's candidates once, then each method on
+  the SAME candidates, one after another, reporting progress before each step and handing each
+  result to ``on_result`` as it is ready. Results are memoised per (corpus, query, first stage,
+  depth, method), so asking again redraws without running a model, and only fresh results go to the
+  shadow log.
+- :meth:`Runtime.build` precomputes what the chosen methods need for a corpus (indexes, embeddings,
+  token stores) and :meth:`Runtime.status` says what is ready, in memory or on disk.
+
+Two callers asking for the same object at once get one build: each object is created under its own
+lock, and the vector caches below them lock across processes too. A failed build is not kept (the
+next call tries again). ``progress(done, total, message)`` may raise
+:class:`~rerank_core.progress.Cancelled`, which stops the work and propagates.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from rerank_core.compare import Comparison
+from rerank_core.config import Settings
+from rerank_core.errors import RerankError
+from rerank_core.progress import Cancelled, ProgressFn, report
+from rerank_core.registry import create_reranker, create_retriever, method_info, method_key, retriever_class
+from rerank_core.rerankers.base import Reranker
+from rerank_core.retrieval.base import Retriever
+from rerank_core.types import Candidate, Corpus, MethodError, MethodSpec, RerankResult
+
+T = TypeVar("T")
+
+INDEX_DIR = "indexes"
+#: per-corpus preparation runs on a compare query only up to this many indexed units; beyond it,
+#: candidates are encoded as they first appear (the Corpus page's Build precomputes everything)
+PREPARE_LIMIT = 3000
+MAX_MEMO = 512
+
+
+class _Cell(Generic[T]):
+    """A value made once, under a lock, by the first caller; a failed attempt stores nothing."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value: T | None = None
+        self.ready = False
+
+    def get(self, make: Callable[[], T]) -> T:
+        if self.ready:
+            return self.value  # type: ignore[return-value]
+        with self.lock:
+            if not self.ready:
+                self.value = make()
+                self.ready = True
+        return self.value  # type: ignore[return-value]
+
+
+class ShadowSink(Protocol):
+    """Where fresh results are recorded (``JudgementStore.log_results`` fits)."""
+
+    def log_results(
+        self,
+        corpus_id: str,
+        query_text: str,
+        results: Sequence[RerankResult],
+        *,
+        first_stage: str = "",
+        depth: int = 0,
+        top_n: int = 10,
+    ) -> int: ...
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A reranker that is loaded and prepared for a corpus, with what that cost (None: done earlier)."""
+
+    reranker: Reranker
+    load_s: float
+    prepare_s: float | None
+
+
+@dataclass
+class Run:
+    """What :meth:`Runtime.compare` did: the comparison, which results were computed now (the rest came
+    from the memo), and problems met on the way that did not stop it (a shadow log that could not be
+    written)."""
+
+    comparison: Comparison
+    fresh: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Status:
+    """Whether a method's precomputation for a corpus is done: ``state`` is ``ready`` (in memory),
+    ``saved`` (on disk, loads in seconds), ``missing`` (must be built) or ``none`` (nothing to build)."""
+
+    method: str
+    state: str
+    detail: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("ready", "saved", "none")
+
+
+def index_dir(settings: Settings, corpus: Corpus, key: str) -> Path:
+    """Where a first stage's index over ``corpus`` is saved (keyed by the corpus content and the method key)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in key)
+    return Path(settings.data_dir) / INDEX_DIR / corpus.fingerprint / safe
+
+
+def delete_indexes(settings: Settings, corpus: Corpus) -> None:
+    """Remove every saved index of a corpus (when the corpus is deleted)."""
+    shutil.rmtree(Path(settings.data_dir) / INDEX_DIR / corpus.fingerprint, ignore_errors=True)
+
+
+class Runtime:
+    """Process-wide first stages, rerankers and results. One per server process (the app keeps it in
+    ``st.cache_resource``); the command line makes its own."""
+
+    def __init__(self, max_memo: int = MAX_MEMO) -> None:
+        self._cells: dict[tuple[str, ...], _Cell[Any]] = {}
+        self._lock = threading.Lock()
+        self._memo: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._memo_lock = threading.Lock()
+        self.max_memo = max_memo
+
+    def _cell(self, *key: str) -> _Cell[Any]:
+        with self._lock:
+            cell = self._cells.get(key)
+            if cell is None:
+                cell = self._cells[key] = _Cell()
+            return cell
+
+    def _peek(self, *key: str) -> Any | None:
+        cell = self._cells.get(key)
+        return cell.value if cell is not None and cell.ready else None
+
+    # -- first stages -------------------------------------------------------------------------------
+    def first_stage(
+        self, spec: str, corpus: Corpus, settings: Settings, progress: ProgressFn | None = None
+    ) -> Retriever:
+        """The first stage ``spec`` ready over ``corpus``: in memory, loaded from its saved index, or built."""
+        key = method_key(spec, settings)
+        return self._cell("first-stage", corpus.fingerprint, key).get(
+            lambda: self._make_first_stage(spec, key, corpus, settings, progress)
+        )
+
+    def first_stage_ready(self, spec: str, corpus: Corpus, settings: Settings) -> Retriever | None:
+        """The first stage if it is already in memory (no work), else None."""
+        return self._peek("first-stage", corpus.fingerprint, method_key(spec, settings))
+
+    def _make_first_stage(
+        self, spec: str, key: str, corpus: Corpus, settings: Settings, progress: ProgressFn | None
+    ) -> Retriever:
+        parsed = MethodSpec.parse(spec)
+        cls = retriever_class(parsed.name)
+        if parsed.name == "hybrid" and _plain_hybrid(settings):
+            return self._hybrid_from_parts(parsed, corpus, settings, progress)
+        if not cls.needs_index:
+            return create_retriever(spec, settings).build(corpus, progress)
+        directory = index_dir(settings, corpus, key)
+        t0 = time.perf_counter()
+        if (directory / "meta.json").is_file():
+            try:
+                loaded = cls.load(directory, corpus, settings)
+                loaded.build_s = time.perf_counter() - t0
+                loaded.loaded_from = str(directory)  # type: ignore[attr-defined]
+                return loaded
+            except Cancelled:
+                raise
+            except Exception:  # noqa: BLE001 - a damaged or stale index is rebuilt below
+                shutil.rmtree(directory, ignore_errors=True)
+        retriever = create_retriever(spec, settings).build(corpus, progress)
+        try:
+            retriever.save(directory)
+        except Exception as exc:  # noqa: BLE001 - an unsaved index still works for this process
+            retriever.save_problem = f"the index could not be saved in {directory}: {exc}"  # type: ignore[attr-defined]
+            shutil.rmtree(directory, ignore_errors=True)
+        return retriever
+
+    def _hybrid_from_parts(
+        self, parsed: MethodSpec, corpus: Corpus, settings: Settings, progress: ProgressFn | None
+    ) -> Retriever:
+        from rerank_core.retrieval.hybrid import HybridRetriever
+
+        opts = settings.method_options("hybrid")
+        dense_spec = f"dense:{parsed.model}" if parsed.model else "dense"
+        bm25 = self.first_stage("bm25", corpus, settings, progress)
+        dense = self.first_stage(dense_spec, corpus, settings, progress)
+        own = {k: v for k, v in opts.items() if k in ("rrf_k", "depth")}
+        return HybridRetriever.from_parts(bm25, dense, settings, **own)  # type: ignore[arg-type]
+
+    # -- rerankers ----------------------------------------------------------------------------------
+    def reranker(self, spec: str, settings: Settings) -> Reranker:
+        """The process-wide reranker for ``spec`` under ``settings`` (created, not loaded)."""
+        key = method_key(spec, settings)
+        return self._cell("reranker", key).get(lambda: create_reranker(spec, settings))
+
+    def ready(self, reranker: Reranker, corpus: Corpus | None, progress: ProgressFn | None = None) -> Ready:
+        """Load ``reranker`` (timed) and prepare it for ``corpus`` (timed; once per process and corpus,
+        and cheap after a restart because its encodings are on disk). Raises what loading raises."""
+        load_s = reranker.load()
+        prepare_s: float | None = None
+        if corpus is not None and method_info(reranker.name).prepares:
+            cell = self._cell("prepared", reranker.method_name, str(id(reranker)), corpus.fingerprint)
+            if not cell.ready:
+                t0 = time.perf_counter()
+
+                def prepare() -> bool:
+                    reranker.prepare(corpus, progress)
+                    return True
+
+                cell.get(prepare)
+                prepare_s = time.perf_counter() - t0
+        return Ready(reranker, load_s, prepare_s)
+
+    # -- one query ------------------------------------------------------------------------------------
+    def candidates(
+        self, query: str, retriever: Retriever, depth: int, memo_key: str | None = None
+    ) -> tuple[tuple[Candidate, ...], RerankResult, bool]:
+        """The first stage's top ``depth`` for ``query``; True when computed now. With ``memo_key``
+        (see :func:`candidates_key`) the candidates are memoised."""
+        if memo_key is None:
+            cands, result = retriever.candidates(query, depth)
+            return tuple(cands), result, True
+        key = ("candidates", memo_key)
+        with self._memo_lock:
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._memo.move_to_end(key)
+                return hit[0], hit[1], False
+        cands, result = retriever.candidates(query, depth)
+        self._remember(key, (tuple(cands), result))
+        return tuple(cands), result, True
+
+    def _remember(self, key: tuple[str, ...], value: Any) -> None:
+        with self._memo_lock:
+            self._memo[key] = value
+            self._memo.move_to_end(key)
+            while len(self._memo) > self.max_memo:
+                self._memo.popitem(last=False)
+
+    def _result_key(self, candidates_key: str, spec: str, settings: Settings) -> tuple[str, ...]:
+        return ("result", candidates_key, method_key(spec, settings))
+
+    def memoised(
+        self, query: str, corpus: Corpus, first_stage: str, depth: int, spec: str, settings: Settings
+    ) -> RerankResult | None:
+        """A result computed earlier in this process for exactly these inputs, or None."""
+        try:
+            key = self._result_key(
+                candidates_key(query, corpus, first_stage, depth, settings), spec, settings
+            )
+        except Exception:  # noqa: BLE001 - compare() reports a bad method in its result
+            return None
+        with self._memo_lock:
+            return self._memo.get(key)
+
+    def forget_result(
+        self, query: str, corpus: Corpus, first_stage: str, depth: int, spec: str, settings: Settings
+    ) -> None:
+        """Drop a memoised result, so the next compare runs the method again (a retry after a failure)."""
+        key = self._result_key(candidates_key(query, corpus, first_stage, depth, settings), spec, settings)
+        with self._memo_lock:
+            self._memo.pop(key, None)
+
+    def compare(
+        self,
+        query: str,
+        corpus: Corpus,
+        first_stage: str,
+        methods: Sequence[str],
+        depth: int,
+        settings: Settings,
+        *,
+        corpus_id: str = "",
+        progress: ProgressFn | None = None,
+        on_result: Callable[[str, RerankResult], None] | None = None,
+        shadow: ShadowSink | None = None,
+        prepare_limit: int = PREPARE_LIMIT,
+        order: Callable[[Sequence[str]], Sequence[str]] | None = None,
+    ) -> Run:
+        """Run ``query`` through ``first_stage`` (top ``depth``) and rerank the same candidates with each
+        of ``methods`` (in ``order(methods)`` if given). A method that cannot run gets a result with its
+        error; the others go on. Fresh results go to ``shadow`` (never memoised ones)."""
+        if depth <= 0:
+            raise ValueError("depth must be positive")
+        query = query.strip()
+        if not query:
+            raise ValueError("the query is empty")
+        t0 = time.perf_counter()
+        specs = list(order(methods) if order is not None else methods)
+        total = len(specs) + 1
+        report(progress, 0, total, f"First stage: {first_stage} top {depth}")
+        retriever = self.first_stage(first_stage, corpus, settings, _sub(progress, 0, total))
+        ckey = candidates_key(query, corpus, first_stage, depth, settings)
+        candidates, first, fresh_first = self.candidates(query, retriever, depth, ckey)
+        run = Run(
+            comparison=Comparison(
+                query=query,
+                depth=depth,
+                candidates=candidates,
+                first_stage=first,
+                results=(),
+                corpus_fingerprint=corpus.fingerprint,
+            )
+        )
+        fresh: list[RerankResult] = [first] if fresh_first else []
+        if fresh_first:
+            run.fresh.append(first_stage)
+        results: dict[str, RerankResult] = {}
+        for i, spec in enumerate(specs, start=1):
+            try:
+                key = self._result_key(ckey, spec, settings)
+            except Exception as exc:  # noqa: BLE001 - an unknown name or a bad option is that method's error
+                results[spec] = RerankResult(method=spec, scale=first.scale, error=method_error(spec, exc))
+                if on_result is not None:
+                    on_result(spec, results[spec])
+                continue
+            with self._memo_lock:
+                hit = self._memo.get(key)
+            if hit is None and candidates:
+                hit = self._run_one(
+                    spec, query, corpus, candidates, first, settings, progress, i, total, prepare_limit
+                )
+                fresh.append(hit)
+                run.fresh.append(spec)
+                self._remember(key, hit)
+            elif hit is None:  # nothing to rerank: an empty order, not an error
+                hit = RerankResult(method=spec, scale=first.scale)
+            results[spec] = hit
+            if on_result is not None:
+                on_result(spec, hit)
+        report(progress, total, total, "done")
+        run.comparison = Comparison(
+            query=query,
+            depth=depth,
+            candidates=candidates,
+            first_stage=first,
+            results=tuple(results[s] for s in methods if s in results),
+            corpus_fingerprint=corpus.fingerprint,
+            total_s=time.perf_counter() - t0,
+            method_specs=tuple(methods),
+        )
+        if shadow is not None and fresh:
+            try:
+                shadow.log_results(
+                    corpus_id or corpus.fingerprint, query, fresh, first_stage=first_stage, depth=depth
+                )
+            except Exception as exc:  # noqa: BLE001 - the comparison stands without its log entry
+                run.problems.append(f"the shadow log could not record this run: {exc}")
+        return run
+
+    def _run_one(
+        self,
+        spec: str,
+        query: str,
+        corpus: Corpus,
+        candidates: Sequence[Candidate],
+        first: RerankResult,
+        settings: Settings,
+        progress: ProgressFn | None,
+        step: int,
+        total: int,
+        prepare_limit: int,
+    ) -> RerankResult:
+        try:
+            reranker = self.reranker(spec, settings)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bad spec becomes that method's error
+            return RerankResult(method=spec, scale=first.scale, error=method_error(spec, exc))
+        if not reranker.loaded:
+            report(progress, step, total, f"Loading {reranker.method_name}…")
+        try:
+            self.ready(
+                reranker, corpus if len(corpus) <= prepare_limit else None, _sub(progress, step, total)
+            )
+        except Cancelled:
+            raise
+        except Exception:  # noqa: BLE001 - rerank() below reports a load failure in the result
+            pass
+        report(progress, step, total, f"Reranking {len(candidates)} candidates with {reranker.method_name}")
+        return reranker.rerank(query, candidates, top_k=None)
+
+    # -- a corpus's precomputation --------------------------------------------------------------------
+    def status(self, spec: str, corpus: Corpus, settings: Settings) -> Status:
+        """What building ``spec`` for ``corpus`` would still have to do (cheap: no model is loaded)."""
+        info = method_info(spec)
+        if info.is_first_stage:
+            if self.first_stage_ready(spec, corpus, settings) is not None:
+                return Status(spec, "ready", "in memory")
+            if not info.needs_index:
+                return Status(spec, "none", "no local index")
+            if info.name == "hybrid" and _plain_hybrid(settings):
+                parts = [self.status(p, corpus, settings) for p in ("bm25", _dense_of(spec))]
+                if all(p.done for p in parts):
+                    return Status(spec, "saved", "fused from bm25 and dense")
+                return Status(spec, "missing", "needs " + " and ".join(p.method for p in parts if not p.done))
+            saved = index_dir(settings, corpus, method_key(spec, settings)) / "meta.json"
+            return Status(spec, "saved", "on disk") if saved.is_file() else Status(spec, "missing")
+        if not info.prepares:
+            return Status(spec, "none", "nothing to precompute")
+        try:
+            reranker = self.reranker(spec, settings)
+            if not reranker.loaded:
+                reranker.load()
+            is_prepared = getattr(reranker, "prepared", None)
+            if is_prepared is not None and is_prepared(corpus):
+                return Status(spec, "saved", "encodings on disk")
+        except Exception as exc:  # noqa: BLE001 - shown as the status
+            return Status(spec, "missing", str(MethodError.from_exception(exc)))
+        return Status(spec, "missing")
+
+    def build(
+        self,
+        specs: Sequence[str],
+        corpus: Corpus,
+        settings: Settings,
+        progress: ProgressFn | None = None,
+        on_done: Callable[[str, float | None, BaseException | None], None] | None = None,
+    ) -> dict[str, float | BaseException]:
+        """Precompute what each method needs for ``corpus``: a first stage's index (built and saved), a
+        reranker's model load and per-corpus preparation. Returns seconds per method, or the error."""
+        out: dict[str, float | BaseException] = {}
+        for i, spec in enumerate(specs):
+            sub = _sub(progress, i, len(specs), scale=len(specs))
+            t0 = time.perf_counter()
+            error: BaseException | None = None
+            try:
+                if method_info(spec).is_first_stage:
+                    self.first_stage(spec, corpus, settings, sub)
+                else:
+                    self.ready(self.reranker(spec, settings), corpus, sub)
+            except Cancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one method's failure never stops the others
+                error = exc
+            took = time.perf_counter() - t0
+            out[spec] = error if error is not None else took
+            if on_done is not None:
+                on_done(spec, None if error is not None else took, error)
+        report(progress, len(specs), len(specs), "done")
+        return out
+
+    def forget(self, corpus: Corpus) -> None:
+        """Drop what this process holds for a corpus (after it was deleted)."""
+        with self._lock:
+            for key in [k for k in self._cells if corpus.fingerprint in k]:
+                del self._cells[key]
+        with self._memo_lock:
+            for key in [k for k in self._memo if len(k) > 1 and corpus.fingerprint in k[1]]:
+                del self._memo[key]
+
+
+def _plain_hybrid(settings: Settings) -> bool:
+    """Hybrid with no per-side options of its own is the fusion of the runtime's bm25 and dense."""
+    return not any(k.startswith(("bm25_", "dense_")) for k in settings.method_options("hybrid"))
+
+
+def _dense_of(spec: str) -> str:
+    model = MethodSpec.parse(spec).model
+    return f"dense:{model}" if model else "dense"
+
+
+def candidates_key(query: str, corpus: Corpus, first_stage: str, depth: int, settings: Settings) -> str:
+    """What a first stage's candidates depend on: the corpus, the configured first stage, depth, query."""
+    return f"{corpus.fingerprint}|{method_key(first_stage, settings)}|{depth}|{query.strip()}"
+
+
+def _sub(progress: ProgressFn | None, step: int, total: int, scale: int | None = None) -> ProgressFn | None:
+    """A progress callback for one step's own work, reported as a fraction of the whole when ``scale``."""
+    if progress is None:
+        return None
+
+    def inner(done: int, of: int, message: str = "") -> None:
+        if scale:
+            frac = (step + (done / of if of else 0.0)) / scale
+            progress(int(frac * 1000), 1000, message)
+        else:
+            progress(step, total, f"{message} {done}/{of}" if of else message)
+
+    return inner
+
+
+def method_error(spec: str, exc: BaseException) -> MethodError:
+    """The error shown for a method that could not even be created."""
+    if isinstance(exc, ImportError):
+        return MethodError(
+            kind="unavailable",
+            message=f"The {MethodSpec.parse(spec).name} backend is not part of this installation ({exc}).",
+            hint="pip install -r requirements.txt, or update the checkout",
+        )
+    return MethodError.from_exception(exc)
+
+
+def describe_error(exc: BaseException) -> tuple[str, str | None]:
+    """(message, hint) for an error met at a boundary (a page, the command line)."""
+    if isinstance(exc, RerankError):
+        return exc.message, exc.hint
+    if isinstance(exc, ImportError):
+        return f"A part of the app is not installed yet ({exc}).", "pip install -r requirements.txt"
+    return f"{type(exc).__name__}: {exc}", None
+
+
+__all__ = [
+    "PREPARE_LIMIT",
+    "Ready",
+    "Run",
+    "Runtime",
+    "ShadowSink",
+    "Status",
+    "delete_indexes",
+    "describe_error",
+    "index_dir",
+    "method_error",
+]
