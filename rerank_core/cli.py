@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     ev.add_argument(
-        "--dataset", required=True, metavar="PATH", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"
+        "--dataset",
+        required=True,
+        metavar="PATH",
+        help="a BEIR folder or .zip (corpus.jsonl, queries.jsonl, qrels/)",
     )
     ev.add_argument("--first-stage", required=True, metavar="NAME", help="bm25, dense or hybrid")
     ev.add_argument("--depth", required=True, type=_positive_int, metavar="N", help="candidates per query")
@@ -73,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--max-queries", type=_positive_int, metavar="N", help="evaluate only the first N judged queries"
     )
-    ev.add_argument("--split", default="test", help="qrels split of the BEIR folder (default: test)")
+    ev.add_argument(
+        "--split",
+        default=None,
+        help="qrels split of the BEIR folder (default: test, else dev, validation, train)",
+    )
     ev.add_argument(
         "--config", metavar="FILE", help="settings file (default: $RERANK_CONFIG or ./rerank.toml)"
     )
@@ -97,12 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_dataset(args: argparse.Namespace):
-    from rerank_core.corpus import load_beir
     from rerank_core.errors import ConfigError
+    from rerank_core.readers import read_beir
     from rerank_core.types import Dataset
 
     # with --qrels-db the judgements come from the store: the folder needs no qrels of its own
-    dataset = load_beir(args.dataset, split=args.split, require_qrels=not args.qrels_db)
+    got = read_beir(
+        args.dataset,
+        split=None if args.qrels_db else args.split,
+        require_qrels=not args.qrels_db,
+    )
+    for w in got.warnings[:3]:
+        print(f"warning: {w}", file=sys.stderr)
+    if len(got.warnings) > 3:
+        print(f"warning: ... and {len(got.warnings) - 3} more about the dataset", file=sys.stderr)
+    dataset = got.dataset
     if not args.qrels_db:
         return dataset
     from rerank_core.judgements import JudgementStore

@@ -8,8 +8,8 @@ Formats, chosen by file extension:
   guessed from the header.
 - ``.txt`` / ``.md`` / ``.markdown``: one document per file.
 - ``.pdf``: one document per file, from the PDF's text layer.
-- ``.zip``: a BEIR dataset archive; :func:`load_file` takes its documents, :func:`load_beir` the
-  whole dataset (corpus, queries and qrels).
+- ``.zip``: a BEIR dataset archive; :func:`load_file` takes its documents,
+  :func:`rerank_core.readers.read_beir` the whole dataset (corpus, queries and qrels).
 
 Bad input never crashes and is never dropped silently. Problems with a whole file (not UTF-8, a
 binary file, empty, too large, unknown extension, missing column) raise :class:`CorpusFormatError`
@@ -197,24 +197,37 @@ _SIGNATURES = (
 )
 
 
-def _binary_error(data: bytes, name: str, why: str) -> CorpusFormatError:
+def _binary_error(data: bytes, name: str, why: str, hint: str | None = None) -> CorpusFormatError:
     for magic, what, ext in _SIGNATURES:
         if data.startswith(magic):
-            hint = (
-                f"rename it to {ext} if that is what it is" if ext else "upload the document's text instead"
-            )
+            if hint is None:
+                hint = (
+                    f"rename it to {ext} if that is what it is"
+                    if ext
+                    else "upload the document's text instead"
+                )
             return CorpusFormatError(f"looks like a binary file ({what}), not text.", file=name, hint=hint)
     return CorpusFormatError(
         f"looks like a binary file, not text ({why}).",
         file=name,
-        hint=f"upload a text file (one of {', '.join(SUPPORTED_EXTENSIONS)}) saved as UTF-8",
+        hint=hint or f"upload a text file (one of {', '.join(SUPPORTED_EXTENSIONS)}) saved as UTF-8",
     )
 
 
-def _decode(data: bytes, name: str, encoding: str | None = None) -> str:
-    """Bytes to text: UTF-8 (with or without a BOM), UTF-16 with a BOM, or the encoding asked for."""
+def _decode(
+    data: bytes,
+    name: str,
+    encoding: str | None = None,
+    *,
+    empty_hint: str = "choose a file that contains documents",
+    binary_hint: str | None = None,
+) -> str:
+    """Bytes to text: UTF-8 (with or without a BOM), UTF-16 with a BOM, or the encoding asked for.
+
+    ``empty_hint`` and ``binary_hint`` replace the fixes suggested for documents when the bytes are
+    another kind of file (qrels, queries)."""
     if not data.strip():
-        raise CorpusFormatError("is empty.", file=name, hint="choose a file that contains documents")
+        raise CorpusFormatError("is empty.", file=name, hint=empty_hint)
     if encoding:
         try:
             return data.decode(encoding)
@@ -224,16 +237,18 @@ def _decode(data: bytes, name: str, encoding: str | None = None) -> str:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise _binary_error(data, name, "invalid UTF-16") from exc
+            raise _binary_error(data, name, "invalid UTF-16", binary_hint) from exc
     if b"\x00" in data[:65536] or data.startswith(tuple(s for s, _, _ in _SIGNATURES)):
-        raise _binary_error(data, name, "it contains NUL bytes")
+        raise _binary_error(data, name, "it contains NUL bytes", binary_hint)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         sample = data[:65536]
         controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 13)) + sample.count(127)
         if controls > 0.05 * len(sample):
-            raise _binary_error(data, name, "it is not valid UTF-8 and holds many control bytes") from exc
+            raise _binary_error(
+                data, name, "it is not valid UTF-8 and holds many control bytes", binary_hint
+            ) from exc
         line = data.count(b"\n", 0, exc.start) + 1
         bad = data[exc.start : exc.start + 4].hex(" ")
         raise CorpusFormatError(
@@ -333,10 +348,10 @@ class _Collector:
             rep.generated_ids.add(doc_id)
 
 
-def _json_records(
-    text: str, name: str, report: LoadReport, cols: CsvColumns | None, keep_empty: bool, *, array_ok: bool
-) -> None:
-    collect = _Collector(report, name, keep_empty)
+def _json_lines(text: str, name: str, report: LoadReport, *, array_ok: bool) -> list[tuple[int | None, Any]]:
+    """The JSON values of JSON lines (or of a JSON array where ``array_ok``), with their line numbers.
+
+    A line that is not valid JSON is skipped with a warning; an invalid JSON array is an error."""
     stripped = text.lstrip()
     records: list[tuple[int | None, Any]] = []
     if array_ok and stripped.startswith("{") and "\n" in stripped:
@@ -376,6 +391,15 @@ def _json_records(
                 records.append((i, json.loads(raw)))
             except json.JSONDecodeError as exc:
                 report.skip(name, i, INVALID_JSON, f"{exc.msg} at column {exc.colno}")
+    return records
+
+
+def _json_records(
+    text: str, name: str, report: LoadReport, cols: CsvColumns | None, keep_empty: bool, *, array_ok: bool
+) -> None:
+    """Documents from JSON lines (or a JSON array) into ``report``; bad records skipped with a warning."""
+    collect = _Collector(report, name, keep_empty)
+    records = _json_lines(text, name, report, array_ok=array_ok)
     want_id = cols.id if cols else None
     want_text = cols.text if cols else None
     want_title = cols.title if cols else None
@@ -841,122 +865,6 @@ def load_files(
 # --- BEIR datasets ------------------------------------------------------------------------------
 
 
-class _BeirSource:
-    """Reads files of a BEIR dataset from a folder or a zip by relative path."""
-
-    def __init__(self, path: Path, max_bytes: int) -> None:
-        self.path, self.max_bytes = path, max_bytes
-        self.zip: _ZipReader | None = None
-        if path.is_dir():
-            root = path
-            if not (root / "corpus.jsonl").is_file():
-                subs = [p.parent for p in sorted(path.glob("*/corpus.jsonl"))]
-                if len(subs) != 1:
-                    raise CorpusFormatError(
-                        "holds no corpus.jsonl, so it is not a BEIR dataset folder.",
-                        file=str(path),
-                        hint="point at the folder that holds corpus.jsonl, queries.jsonl and qrels/",
-                    )
-                root = subs[0]
-            self.root: Path | str = root
-            self.name = root.resolve().name
-        elif path.is_file() and _ext(path.name) in _ZIP_EXT:
-            _check_size(path.stat().st_size, path.name, max_bytes)
-            self.zip = _ZipReader(path.read_bytes(), path.name, max_bytes)
-            corpus = _zip_corpus(self.zip)
-            prefix = str(PurePosixPath(corpus.filename).parent)
-            self.root = "" if prefix == "." else prefix + "/"
-            self.name = PurePosixPath(prefix).name if prefix != "." else _stem(path.name)
-        elif path.exists():
-            raise CorpusFormatError(
-                "is neither a BEIR folder nor a .zip.", file=str(path), hint="give a BEIR folder or its .zip"
-            )
-        else:
-            raise CorpusFormatError("does not exist.", file=str(path))
-
-    def label(self, rel: str) -> str:
-        if self.zip is not None:
-            return f"{self.zip.name}:{self.root}{rel}"
-        return f"{self.name}/{rel}"
-
-    def exists(self, rel: str) -> bool:
-        if self.zip is not None:
-            return self.zip.get(f"{self.root}{rel}") is not None
-        return (Path(self.root) / rel).is_file()
-
-    def splits(self) -> list[str]:
-        if self.zip is not None:
-            pre = f"{self.root}qrels/"
-            return sorted(
-                PurePosixPath(i.filename).stem
-                for i in self.zip.members
-                if i.filename.startswith(pre) and i.filename.endswith(".tsv")
-            )
-        return sorted(p.stem for p in (Path(self.root) / "qrels").glob("*.tsv"))
-
-    def read_text(self, rel: str, encoding: str | None) -> str:
-        label = self.label(rel)
-        if self.zip is not None:
-            info = self.zip.get(f"{self.root}{rel}")
-            assert info is not None
-            data = self.zip.read(info)
-        else:
-            p = Path(self.root) / rel
-            _check_size(p.stat().st_size, label, self.max_bytes)
-            data = p.read_bytes()
-        return _decode(data, label, encoding)
-
-
-def _load_queries(text: str, label: str, report: LoadReport) -> dict[str, str]:
-    """Queries as {id: text}; records are read like documents (an empty query is skipped)."""
-    rep = LoadReport(documents=[], files=[label])
-    _json_records(text, label, rep, None, False, array_ok=False)
-    report.merge(rep.finish())
-    return {d.id: d.text.strip() for d in rep.documents}
-
-
-def _load_qrels(
-    text: str, label: str, doc_ids: Corpus, queries: dict[str, str], rep: LoadReport
-) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    first_seen: dict[tuple[str, str], int] = {}
-    for i, raw in enumerate(text.split("\n"), start=1):
-        parts = raw.split("\t") if "\t" in raw else raw.split()
-        parts = [p.strip() for p in parts]
-        if not raw.strip():
-            continue
-        if len(parts) == 4:  # TREC qrels: query-id iteration doc-id grade
-            parts = [parts[0], parts[2], parts[3]]
-        if len(parts) != 3:
-            rep.skip(label, i, "malformed qrels row", f"expected 3 tab-separated fields, got {len(parts)}")
-            continue
-        qid, did, grade_s = parts
-        try:
-            grade = int(float(grade_s))
-        except ValueError:
-            if i == 1:
-                continue  # the header: query-id corpus-id score
-            rep.skip(label, i, "malformed qrels row", f"score {grade_s!r} is not a number")
-            continue
-        if qid not in queries:
-            rep.skip(label, i, "qrel for an unknown query", f"query {qid!r} is not in queries.jsonl")
-            continue
-        if did not in doc_ids:
-            rep.skip(label, i, "qrel for an unknown document", f"document {did!r} is not in corpus.jsonl")
-            continue
-        if (qid, did) in first_seen:
-            rep.skip(
-                label,
-                i,
-                "duplicate qrel",
-                f"({qid}, {did}) was judged on line {first_seen[(qid, did)]}; first kept",
-            )
-            continue
-        first_seen[(qid, did)] = i
-        qrels.setdefault(qid, {})[did] = grade
-    return qrels
-
-
 def load_beir_report(
     path: str | Path,
     split: str = "test",
@@ -967,47 +875,16 @@ def load_beir_report(
 ) -> tuple[Dataset, list[LoadWarning]]:
     """Load a BEIR dataset (folder or .zip) and every warning met on the way.
 
-    With ``require_qrels=False`` a dataset without ``qrels/<split>.tsv`` loads with empty qrels
-    (for judgements that come from the label store instead).
-
-    Documents with neither title nor text are kept (with a warning), because qrels may judge them
-    and dropping them would change the metrics; qrels rows naming unknown queries or documents are
-    skipped with a warning.
+    The reader is :func:`rerank_core.readers.read_beir` (which also takes zip bytes and streams,
+    and reports the splits present); this keeps the older signature. With
+    ``require_qrels=False`` a dataset without any qrels loads with empty qrels.
     """
-    src = _BeirSource(Path(path), max_bytes)
-    for rel in ("corpus.jsonl", "queries.jsonl"):
-        if not src.exists(rel):
-            raise CorpusFormatError(
-                f"is missing {rel}.",
-                file=src.label(""),
-                hint="a BEIR dataset has corpus.jsonl, queries.jsonl and qrels/",
-            )
-    qrels_rel = f"qrels/{split}.tsv"
-    has_qrels = src.exists(qrels_rel)
-    if not has_qrels and require_qrels:
-        have = src.splits()
-        raise CorpusFormatError(
-            f"has no qrels for split {split!r} ({qrels_rel}).",
-            file=src.label(""),
-            hint=f"choose one of the splits it has: {', '.join(have)}" if have else "add qrels/<split>.tsv",
-        )
-    report = LoadReport(documents=[])
-    corpus_label = src.label("corpus.jsonl")
-    report.files.append(corpus_label)
-    _json_records(src.read_text("corpus.jsonl", encoding), corpus_label, report, None, True, array_ok=False)
-    if not report.documents:
-        raise CorpusFormatError("holds no documents.", file=corpus_label, hint="check the file's format")
-    corpus = Corpus(report.documents, name=src.name)
-    queries = _load_queries(src.read_text("queries.jsonl", encoding), src.label("queries.jsonl"), report)
-    qrels = (
-        _load_qrels(src.read_text(qrels_rel, encoding), src.label(qrels_rel), corpus, queries, report)
-        if has_qrels
-        else {}
-    )
-    report.finish()
-    return Dataset(name=src.name, corpus=corpus, queries=queries, qrels=qrels), report.warnings
+    from rerank_core.readers import read_beir
+
+    got = read_beir(path, split=split, require_qrels=require_qrels, max_bytes=max_bytes, encoding=encoding)
+    return got.dataset, got.warnings
 
 
 def load_beir(path: str | Path, split: str = "test", *, require_qrels: bool = True) -> Dataset:
-    """Load a BEIR dataset from a folder or a .zip (see :func:`load_beir_report` for the warnings)."""
+    """Load a BEIR dataset from a folder or a .zip (see :func:`rerank_core.readers.read_beir`)."""
     return load_beir_report(path, split, require_qrels=require_qrels)[0]

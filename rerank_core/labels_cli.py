@@ -1,37 +1,38 @@
-"""``python -m rerank_core labels import|export|shadow``: move judgements in and out of the store.
+"""``python -m rerank_core labels import|export|shadow|migrate``: judgements in and out of the store.
 
-Formats:
+Formats (read and written by :mod:`rerank_core.readers`, the same readers the app uses):
 
 - ``trec``: TREC qrels, ``qid 0 docid grade`` per line;
 - ``beir``: BEIR qrels TSV with the header ``query-id corpus-id score``; on import, a BEIR dataset
-  FOLDER brings ``qrels/<split>.tsv`` and the texts of those queries from ``queries.jsonl``;
-- ``csv``: a header row with ``query_id,doc_id,grade`` and optionally ``judge,created_at``. An
-  empty grade (or ``skip``) is a skipped pair. Export writes all five columns, one row per judge.
+  (a folder or a .zip) brings ``qrels/<split>.tsv`` and the texts (and tags) of those queries;
+- ``csv``: a header row with ``query_id,doc_id,grade`` and optionally ``judge,created_at,rationale``.
+  An empty grade (or ``skip``) is a skipped pair. Export writes all six columns, one row per judge.
 
 Grades are kept as they are (any integer gain), so ``import`` then ``export`` gives back the file's
-judgements exactly. ``auto`` (the default on import) picks the format from the path: a folder is
-BEIR, ``*.csv`` is CSV, a tab-separated file with 3 columns is BEIR, anything else TREC.
+judgements exactly. ``auto`` (the default on import) picks the format: a folder or a .zip is a BEIR
+dataset, ``*.csv`` (or a ``query_id,...`` header) is CSV, 3 tab-separated columns BEIR, else TREC.
+``migrate`` brings a store's schema to the newest revision (opening a store does that too).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from rerank_core import readers
+from rerank_core.corpus import LoadWarning
 from rerank_core.errors import CorpusFormatError, RerankError
-from rerank_core.judgements import IMPORT_JUDGE, JudgementStore, shadow_log_csv
+from rerank_core.judgements import IMPORT_JUDGE, JudgementStore, safe_url, shadow_log_csv
 
 FORMATS = ("trec", "beir", "csv")
 EXIT_BAD_INPUT = 2  # as in rerank_core.cli
-CSV_COLUMNS = ("query_id", "doc_id", "grade", "judge", "created_at")
-_SKIP_WORDS = frozenset({"", "skip", "skipped", "none", "null"})
+#: warnings printed on import before the rest are only counted
+MAX_WARNINGS_SHOWN = 10
 
 Row = tuple[str, str, int | None, str, datetime | str | None]
 
@@ -40,7 +41,7 @@ Row = tuple[str, str, int | None, str, datetime | str | None]
 # argument parsing
 # --------------------------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``labels`` command (with ``import``, ``export`` and ``shadow``) to a parent CLI.
+    """Add the ``labels`` command (``import``, ``export``, ``shadow``, ``migrate``) to a parent CLI.
 
     Each leaf parser sets ``func``: ``args.func(args)`` returns the exit code and raises
     :class:`~rerank_core.errors.RerankError` (to be printed as one line, exit code 2) for bad input."""
@@ -49,12 +50,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="import or export relevance judgements (TREC, BEIR, CSV) and the shadow log",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    sub = labels.add_subparsers(dest="labels_command", metavar="{import,export,shadow}", required=True)
+    sub = labels.add_subparsers(
+        dest="labels_command", metavar="{import,export,shadow,migrate}", required=True
+    )
 
     imp = sub.add_parser("import", help="import qrels / judgements into the store")
     _db_args(imp)
     imp.add_argument(
-        "file", metavar="FILE", help="a qrels file (TREC, BEIR TSV, CSV) or a BEIR dataset folder"
+        "file", metavar="FILE", help="a qrels file (TREC, BEIR TSV, CSV) or a BEIR dataset folder or .zip"
     )
     imp.add_argument(
         "--format", choices=(*FORMATS, "auto"), default="auto", help="file format (default: auto)"
@@ -62,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     imp.add_argument(
         "--queries",
         metavar="FILE",
-        help="query texts to store with the labels: BEIR queries.jsonl ({_id, text}) or 'id<TAB>text' lines",
+        help="query texts (and tags) to store with the labels: BEIR queries.jsonl, 'id<TAB>text' "
+        "lines, or a CSV with id, text and optionally tags columns",
     )
     imp.add_argument(
         "--judge",
@@ -70,7 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help=f"judge name for the imported rows (default: the CSV's judge column, else {IMPORT_JUDGE!r})",
     )
     imp.add_argument(
-        "--split", default="test", help="which qrels/<split>.tsv of a BEIR folder (default: test)"
+        "--split",
+        default=None,
+        help="which qrels/<split>.tsv of a BEIR dataset (default: test, else dev, validation, train)",
     )
     imp.set_defaults(func=run_import)
 
@@ -79,10 +85,17 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=FORMATS, required=True, help="output format")
     exp.add_argument("--judge", default=None, help="only this judge's labels (default: every judge merged)")
     exp.add_argument(
+        "--people-only",
+        action="store_true",
+        help="leave out LLM judges (judges named llm:...)",
+    )
+    exp.add_argument(
         "--output", "-o", default="-", metavar="FILE", help="output file, or - for stdout (default)"
     )
     exp.add_argument(
-        "--queries-output", metavar="FILE", help="also write the query texts as BEIR queries.jsonl"
+        "--queries-output",
+        metavar="FILE",
+        help="also write the query texts (and tags) as BEIR queries.jsonl",
     )
     exp.set_defaults(func=run_export)
 
@@ -94,19 +107,24 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--output", "-o", default="-", metavar="FILE", help="output file, or - for stdout (default)"
     )
     sh.set_defaults(func=run_shadow)
+
+    mig = sub.add_parser("migrate", help="bring the store's schema to the newest revision")
+    _db_args(mig, corpus=False)
+    mig.set_defaults(func=run_migrate)
     return labels
 
 
-def _db_args(parser: argparse.ArgumentParser, corpus_required: bool = True) -> None:
+def _db_args(parser: argparse.ArgumentParser, corpus_required: bool = True, corpus: bool = True) -> None:
     parser.add_argument(
         "--db",
         metavar="URL",
         default=None,
         help="SQLAlchemy database URL (default: RERANK_DB_URL, else a SQLite file in the data directory)",
     )
-    parser.add_argument(
-        "--corpus", required=corpus_required, metavar="ID", help="the corpus the labels belong to"
-    )
+    if corpus:
+        parser.add_argument(
+            "--corpus", required=corpus_required, metavar="ID", help="the corpus the labels belong to"
+        )
 
 
 def build_parser(prog: str = "python -m rerank_core") -> argparse.ArgumentParser:
@@ -129,201 +147,62 @@ def _open_store(args: argparse.Namespace) -> JudgementStore:
     return JudgementStore(args.db) if args.db else JudgementStore()
 
 
+def _print_warnings(warnings: Sequence[LoadWarning]) -> None:
+    for w in warnings[:MAX_WARNINGS_SHOWN]:
+        print(f"warning: {w}", file=sys.stderr)
+    if len(warnings) > MAX_WARNINGS_SHOWN:
+        print(f"warning: ... and {len(warnings) - MAX_WARNINGS_SHOWN} more", file=sys.stderr)
+
+
 # --------------------------------------------------------------------------------------------------
 # import
 # --------------------------------------------------------------------------------------------------
 def run_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.exists():
-        raise CorpusFormatError(f"{path} does not exist", hint="give a qrels file or a BEIR dataset folder")
-    fmt = detect_format(path) if args.format == "auto" else args.format
-    queries: dict[str, str] = {}
-    if path.is_dir():
-        if fmt != "beir":
+        raise CorpusFormatError(
+            "does not exist.", file=str(path), hint="give a qrels file or a BEIR dataset folder or .zip"
+        )
+    tags: dict[str, tuple[str, ...]] = {}
+    note = ""
+    if path.is_dir() or path.suffix.lower() == ".zip":
+        if args.format not in ("auto", "beir"):
             raise CorpusFormatError(
-                f"{path} is a folder; only a BEIR dataset folder can be imported", hint="use --format beir"
+                f"is a BEIR dataset, not {args.format} qrels.", file=str(path), hint="use --format beir"
             )
-        qrels_path, queries_path = beir_folder_files(path, args.split)
-        rows = list(_qrels_rows(_read_qrels(qrels_path, "beir"), args.judge or IMPORT_JUDGE))
-        if queries_path is not None and not args.queries:
-            wanted = {r[0] for r in rows}
-            queries = {q: t for q, t in read_queries(queries_path).items() if q in wanted}
-    elif fmt == "csv":
-        rows = list(read_csv_judgements(path, judge=args.judge))
+        got = readers.read_beir(path, split=args.split, require_qrels=True)
+        judge = args.judge or IMPORT_JUDGE
+        rows: list[Sequence[Any]] = [
+            (q, d, g, judge, None) for q, docs in got.dataset.qrels.items() for d, g in docs.items()
+        ]
+        queries = {q: got.dataset.queries[q] for q in got.dataset.qrels if q in got.dataset.queries}
+        tags = {q: got.tags[q] for q in queries if q in got.tags}
+        warnings = list(got.warnings)
+        note = f" (split {got.split!r} of {', '.join(got.splits)})"
     else:
-        rows = list(_qrels_rows(_read_qrels(path, fmt), args.judge or IMPORT_JUDGE))
+        qrels = readers.read_qrels(path, fmt=args.format)
+        rows = list(qrels.import_rows(judge=args.judge))
+        queries = {}
+        warnings = list(qrels.warnings)
     if args.queries:
-        queries = read_queries(Path(args.queries))
+        found = readers.read_queries(Path(args.queries))
+        queries, tags = found.queries, found.tags
+        warnings += found.warnings
+    _print_warnings(warnings)
     store = _open_store(args)
     try:
         written = store.import_judgements(args.corpus, rows, queries=queries)
+        if tags:
+            store.set_tags(args.corpus, {q: list(t) for q, t in tags.items()})
         where = store.url
     finally:
         store.close()
     print(
-        f"imported {len(rows)} judgements ({written} new or changed) and {len(queries)} query texts "
-        f"into corpus {args.corpus!r} at {where}",
+        f"imported {len(rows)} judgements{note} ({written} new or changed) and {len(queries)} query "
+        f"texts into corpus {args.corpus!r} at {where}",
         file=sys.stderr,
     )
     return 0
-
-
-def detect_format(path: Path) -> str:
-    """``beir`` for a folder or a 3-column TSV, ``csv`` for ``*.csv``, else ``trec``."""
-    if path.is_dir():
-        return "beir"
-    if path.suffix.lower() == ".csv":
-        return "csv"
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    return "beir" if len(line.rstrip("\r\n").split("\t")) == 3 else "trec"
-    except UnicodeDecodeError:
-        raise CorpusFormatError("not UTF-8 text", file=str(path), hint="save the file as UTF-8") from None
-    return "trec"
-
-
-def beir_folder_files(folder: Path, split: str = "test") -> tuple[Path, Path | None]:
-    """The qrels file of ``split`` and ``queries.jsonl`` (None if absent) of a BEIR dataset folder."""
-    qrels_dir = folder / "qrels"
-    available = sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
-    qrels_path = qrels_dir / f"{split}.tsv"
-    if not qrels_path.is_file():
-        if not available:
-            raise CorpusFormatError(
-                f"{folder} has no qrels/*.tsv, so it is not a BEIR dataset with judgements",
-                hint="a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv",
-            )
-        if len(available) == 1 and split == "test":
-            qrels_path = qrels_dir / f"{available[0]}.tsv"
-        else:
-            raise CorpusFormatError(
-                f"{folder} has no qrels/{split}.tsv", hint=f"choose --split from: {', '.join(available)}"
-            )
-    queries_path = folder / "queries.jsonl"
-    return qrels_path, queries_path if queries_path.is_file() else None
-
-
-def _read_qrels(path: Path, fmt: str) -> dict[str, dict[str, int]]:
-    from rerank_core import trec
-
-    return trec.read_beir_qrels(path) if fmt == "beir" else trec.read_trec_qrels(path)
-
-
-def _qrels_rows(qrels: dict[str, dict[str, int]], judge: str) -> Iterator[Row]:
-    for qid, docs in qrels.items():
-        for doc_id, grade in docs.items():
-            yield qid, doc_id, grade, judge, None
-
-
-def read_csv_judgements(path: Path, judge: str | None = None) -> Iterator[Row]:
-    """Rows of a judgements CSV. ``judge`` overrides the file's judge column."""
-    file = str(path)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            missing = [c for c in CSV_COLUMNS[:3] if c not in header]
-            if missing:
-                raise CorpusFormatError(
-                    f"the header has no column {', '.join(missing)} (found: {', '.join(header) or 'nothing'})",
-                    file=file,
-                    line=1,
-                    hint="the first row must name the columns query_id,doc_id,grade[,judge,created_at]",
-                )
-            reader.fieldnames = header
-            for row in reader:
-                line = reader.line_num
-                qid, doc_id = (row.get("query_id") or "").strip(), (row.get("doc_id") or "").strip()
-                if not qid or not doc_id:
-                    raise CorpusFormatError("query_id and doc_id must not be empty", file=file, line=line)
-                yield (
-                    qid,
-                    doc_id,
-                    _csv_grade(row.get("grade"), file, line),
-                    judge or (row.get("judge") or "").strip() or IMPORT_JUDGE,
-                    _csv_time(row.get("created_at"), file, line),
-                )
-    except UnicodeDecodeError:
-        raise CorpusFormatError("not UTF-8 text", file=file, hint="save the file as UTF-8") from None
-
-
-def _csv_grade(text: str | None, file: str, line: int) -> int | None:
-    value = (text or "").strip()
-    if value.lower() in _SKIP_WORDS:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not number.is_integer():
-        raise CorpusFormatError(
-            f"grade {value!r} is not an integer",
-            file=file,
-            line=line,
-            hint="grades are integers (0 not relevant .. 3 perfect); leave it empty for a skipped pair",
-        )
-    return int(number)
-
-
-def _csv_time(text: str | None, file: str, line: int) -> datetime | None:
-    value = (text or "").strip()
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise CorpusFormatError(
-            f"created_at {value!r} is not an ISO 8601 time",
-            file=file,
-            line=line,
-            hint="e.g. 2024-05-01T12:00:00+00:00",
-        ) from None
-
-
-def read_queries(path: Path) -> dict[str, str]:
-    """Query texts from BEIR ``queries.jsonl`` (``_id``/``text``) or ``id<TAB>text`` lines."""
-    file = str(path)
-    if not path.is_file():
-        raise CorpusFormatError(f"{path} does not exist", hint="give a queries.jsonl or a TSV of id<TAB>text")
-    out: dict[str, str] = {}
-    jsonl = path.suffix.lower() in (".jsonl", ".json")
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                if jsonl:
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise CorpusFormatError(f"invalid JSON: {exc.msg}", file=file, line=number) from None
-                    qid = (
-                        obj.get("_id", obj.get("id", obj.get("query_id"))) if isinstance(obj, dict) else None
-                    )
-                    text = obj.get("text") if isinstance(obj, dict) else None
-                    if qid is None or not isinstance(text, str):
-                        raise CorpusFormatError(
-                            "each line needs an id ('_id') and a 'text'",
-                            file=file,
-                            line=number,
-                            hint='e.g. {"_id": "1", "text": "what is BM25"}',
-                        )
-                    out[str(qid)] = text
-                else:
-                    qid, sep, text = line.rstrip("\r\n").partition("\t")
-                    if not sep or not qid.strip():
-                        raise CorpusFormatError(
-                            "expected 'query id<TAB>text'",
-                            file=file,
-                            line=number,
-                            hint="or use a BEIR queries.jsonl",
-                        )
-                    out[qid.strip()] = text.strip()
-    except UnicodeDecodeError:
-        raise CorpusFormatError("not UTF-8 text", file=file, hint="save the file as UTF-8") from None
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,58 +212,37 @@ def run_export(args: argparse.Namespace) -> int:
     store = _open_store(args)
     try:
         if args.format == "csv":
-            judgements = store.judgements(args.corpus, judge=args.judge)
-            _emit(args.output, lambda fh: write_csv_judgements(fh, judgements))
+            judgements = store.judgements(args.corpus, judge=args.judge, people_only=args.people_only)
+            text = readers.write_judgements_csv(judgements)
             count = len(judgements)
         else:
-            qrels = store.qrels(args.corpus, judge=args.judge)
-            _emit_via_path(args.output, qrels, args.format)
+            qrels = store.qrels(args.corpus, judge=args.judge, people_only=args.people_only)
+            text = readers.write_qrels(args.format, qrels, name=args.output)
             count = sum(len(d) for d in qrels.values())
-        if args.queries_output:
-            queries = store.queries(args.corpus)
-            _emit(args.queries_output, lambda fh: write_queries_jsonl(fh, queries))
+        queries_text = (
+            readers.write_queries_jsonl(store.queries(args.corpus), store.tags(args.corpus))
+            if args.queries_output
+            else None
+        )
     finally:
         store.close()
-    who = f"judge {args.judge!r}" if args.judge else "all judges"
+    _emit(args.output, text)
+    if queries_text is not None:
+        _emit(args.queries_output, queries_text)
+    who = f"judge {args.judge!r}" if args.judge else "people only" if args.people_only else "all judges"
     print(f"exported {count} judgements of corpus {args.corpus!r} ({who}) as {args.format}", file=sys.stderr)
     return 0
 
 
-def write_csv_judgements(fh: TextIO, judgements: Sequence[Any]) -> None:
-    writer = csv.writer(fh, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for j in judgements:
-        grade = "" if j.grade is None else j.grade
-        writer.writerow([j.query_id, j.doc_id, grade, j.judge, j.created_at.isoformat()])
-
-
-def write_queries_jsonl(fh: TextIO, queries: dict[str, str]) -> None:
-    for qid, text in queries.items():
-        fh.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
-
-
-def _emit(output: str, write: Callable[[TextIO], None]) -> None:
+def _emit(output: str, text: str) -> None:
     if output == "-":
-        write(sys.stdout)
+        sys.stdout.write(text)
         sys.stdout.flush()
         return
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as fh:
-        write(fh)
-
-
-def _emit_via_path(output: str, qrels: dict[str, dict[str, int]], fmt: str) -> None:
-    from rerank_core import trec
-
-    writer = trec.write_beir_qrels if fmt == "beir" else trec.write_trec_qrels
-    if output != "-":
-        writer(output, qrels)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        path = writer(Path(tmp) / "qrels", qrels)
-        sys.stdout.write(path.read_text(encoding="utf-8"))
-        sys.stdout.flush()
+        fh.write(text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -398,23 +256,63 @@ def run_shadow(args: argparse.Namespace) -> int:
         store.close()
     entries.reverse()  # oldest first in a file
     if args.format == "csv":
-
-        def write_csv(fh: TextIO) -> None:
-            fh.write(shadow_log_csv(entries))
-
-        _emit(args.output, write_csv)
+        _emit(args.output, shadow_log_csv(entries))
     else:
-
-        def write_jsonl(fh: TextIO) -> None:
-            for e in entries:
-                fh.write(
-                    json.dumps({**e, "created_at": e["created_at"].isoformat()}, ensure_ascii=False) + "\n"
-                )
-
-        _emit(args.output, write_jsonl)
+        _emit(
+            args.output,
+            "".join(
+                json.dumps({**e, "created_at": e["created_at"].isoformat()}, ensure_ascii=False) + "\n"
+                for e in entries
+            ),
+        )
     print(f"exported {len(entries)} shadow-log entries", file=sys.stderr)
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess in the tests
-    sys.exit(main(sys.argv[1:] if sys.argv[1:2] == ["labels"] else ["labels", *sys.argv[1:]]))
+# --------------------------------------------------------------------------------------------------
+# schema
+# --------------------------------------------------------------------------------------------------
+def run_migrate(args: argparse.Namespace) -> int:
+    from rerank_core.judgements import migrate
+
+    before, now = migrate(args.db)
+    where = safe_url(args.db) if args.db else "the default store"
+    if before == now:
+        print(f"{where} is already at revision {now}", file=sys.stderr)
+    elif before is None:
+        print(
+            f"{where}: created or upgraded from the first release's schema to revision {now}", file=sys.stderr
+        )
+    else:
+        print(f"{where}: upgraded from revision {before} to {now}", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# kept for ui/labelling.py until it calls rerank_core.readers directly (then remove)
+# --------------------------------------------------------------------------------------------------
+def detect_format(path: Path) -> str:
+    """``beir`` for a folder or a .zip, else the format :func:`readers.read_qrels` detects."""
+    if path.is_dir() or path.suffix.lower() == ".zip":
+        return "beir"
+    return readers.read_qrels(path).fmt
+
+
+def read_csv_judgements(path: Path, judge: str | None = None) -> Iterator[Row]:
+    """``(query_id, doc_id, grade, judge, created_at)`` rows of a judgements CSV; see
+    :func:`readers.read_qrels` (``QrelsRead.import_rows`` also gives the rationale)."""
+    for row in readers.read_qrels(path, fmt="csv").import_rows(judge=judge):
+        yield row[:5]  # type: ignore[misc]
+
+
+def read_queries(path: Path) -> dict[str, str]:
+    """Query texts of a queries file; see :func:`readers.read_queries` (which also gives tags)."""
+    return readers.read_queries(path).queries
+
+
+def write_csv_judgements(fh: TextIO, judgements: Sequence[Any]) -> None:
+    fh.write(readers.write_judgements_csv(judgements))
+
+
+def write_queries_jsonl(fh: TextIO, queries: dict[str, str]) -> None:
+    fh.write(readers.write_queries_jsonl(queries))

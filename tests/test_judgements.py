@@ -1,4 +1,7 @@
-"""The judgement store: persistence, undo, skips, several judges, imports, concurrency, errors."""
+"""The judgement store: persistence, undo, skips, several judges, imports, concurrency, errors.
+
+Every test that takes ``db_url`` (or ``store``) runs twice: on a SQLite file and on a fresh database
+of a real PostgreSQL server the tests start themselves (``postgres_url`` in conftest.py)."""
 
 from __future__ import annotations
 
@@ -25,8 +28,15 @@ from rerank_core.types import MethodError, RankedItem, RerankResult, ScoreScale
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 'labels' / 'judgements.sqlite'}"
+
+
 @pytest.fixture
-def db_url(tmp_path) -> str:
+def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'labels' / 'judgements.sqlite'}"
 
 
@@ -291,7 +301,8 @@ def test_shadow_log_records_and_exports_runs(store):
     assert store.corpora() == ["a", "b"]
 
 
-def test_closed_store_says_so(db_url):
+def test_closed_store_says_so(sqlite_url):
+    db_url = sqlite_url
     s = JudgementStore(db_url)
     s.close()
     with pytest.raises(ConfigError, match="closed"):

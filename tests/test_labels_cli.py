@@ -1,4 +1,4 @@
-"""``labels import|export|shadow``: lossless round trips in every format, clear errors with lines."""
+"""``labels import|export|shadow|migrate``: lossless round trips in every format, clear errors with lines."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import io
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from rerank_core import labels_cli
+from rerank_core import labels_cli, readers
 from rerank_core.errors import CorpusFormatError
 from rerank_core.judgements import JudgementStore
 from rerank_core.trec import read_beir_qrels, read_trec_qrels
@@ -94,13 +95,44 @@ def test_beir_folder_brings_its_qrels_and_the_judged_queries(db, tmp_path, cranf
     assert {q["_id"]: q["text"] for q in written} == queries
 
 
-def test_beir_folder_with_a_missing_split_names_the_available_ones(db, tmp_path, capsys):
-    (tmp_path / "ds" / "qrels").mkdir(parents=True)
-    (tmp_path / "ds" / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq\td\t1\n")
-    (tmp_path / "ds" / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq\td\t1\n")
-    assert run("import", "--db", db, "--corpus", "c", str(tmp_path / "ds")) == 2
+def _small_beir(folder: Path) -> Path:
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text('{"_id": "d", "text": "a"}\n{"_id": "e", "text": "b"}\n')
+    (folder / "queries.jsonl").write_text(
+        '{"_id": "q", "text": "first", "tags": ["hard"]}\n{"_id": "r", "text": "second"}\n'
+    )
+    (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq\td\t1\n")
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq\te\t2\nr\td\t1\n")
+    return folder
+
+
+def test_beir_folder_split_choice_and_a_missing_split_names_the_available_ones(db, tmp_path, capsys):
+    ds = _small_beir(tmp_path / "ds")
+    assert run("import", "--db", db, "--corpus", "c", "--split", "test", str(ds)) == 2
     assert "dev, train" in capsys.readouterr().err
-    assert run("import", "--db", db, "--corpus", "c", "--split", "dev", str(tmp_path / "ds")) == 0
+    # without --split: test, else dev, validation, train
+    assert run("import", "--db", db, "--corpus", "c", str(ds)) == 0
+    assert "split 'dev' of dev, train" in capsys.readouterr().err
+    with JudgementStore(db) as store:
+        assert store.qrels("c") == {"q": {"d": 1}}
+        assert store.queries("c") == {"q": "first"}  # the judged queries of the split
+        assert store.tags("c") == {"q": ("hard",)}
+    assert run("import", "--db", db, "--corpus", "c", "--split", "train", str(ds)) == 0
+    with JudgementStore(db) as store:
+        assert store.qrels("c") == {"q": {"d": 1, "e": 2}, "r": {"d": 1}}
+
+
+def test_beir_zip_imports_like_its_folder(db, tmp_path):
+    ds = _small_beir(tmp_path / "mini")
+    archive = tmp_path / "mini.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in ds.rglob("*"):
+            if f.is_file():
+                zf.write(f, f"mini/{f.relative_to(ds).as_posix()}")
+    assert run("import", "--db", db, "--corpus", "z", "--split", "train", str(archive)) == 0
+    with JudgementStore(db) as store:
+        assert store.qrels("z") == {"q": {"e": 2}, "r": {"d": 1}}
+        assert store.queries("z") == {"q": "first", "r": "second"}
 
 
 def test_csv_round_trip_keeps_judges_skips_and_times(db, tmp_path):
@@ -108,18 +140,24 @@ def test_csv_round_trip_keeps_judges_skips_and_times(db, tmp_path):
         store.set_grade("c", "q1", "a", 3, judge="alice")
         store.set_grade("c", "q1", "a", 1, judge="bob")
         store.set_grade("c", "q1", "b", None, judge="alice")
-        store.set_grade("c", "q 2", "doc, with comma", 0, judge="alice")
-        before = {(j.query_id, j.doc_id, j.judge): (j.grade, j.created_at) for j in store.judgements("c")}
+        store.set_grade("c", "q 2", "doc, with comma", 0, judge="alice", rationale='off topic, "wrong" era')
+        before = {
+            (j.query_id, j.doc_id, j.judge): (j.grade, j.created_at, j.rationale)
+            for j in store.judgements("c")
+        }
     out = tmp_path / "labels.csv"
     assert run("export", "--db", db, "--corpus", "c", "--format", "csv", "-o", str(out)) == 0
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["query_id", "doc_id", "grade", "judge", "created_at"]
+    assert list(rows[0]) == ["query_id", "doc_id", "grade", "judge", "created_at", "rationale"]
     assert len(rows) == 4 and {r["grade"] for r in rows} == {"3", "1", "", "0"}
 
     other = f"sqlite:///{tmp_path / 'other.sqlite'}"
     assert run("import", "--db", other, "--corpus", "c", str(out)) == 0
     with JudgementStore(other) as store:
-        after = {(j.query_id, j.doc_id, j.judge): (j.grade, j.created_at) for j in store.judgements("c")}
+        after = {
+            (j.query_id, j.doc_id, j.judge): (j.grade, j.created_at, j.rationale)
+            for j in store.judgements("c")
+        }
         assert after == before
         # one import per file, but undo still goes judge by judge
         assert store.undo("c", judge="bob").rows == 1
@@ -170,37 +208,31 @@ def test_csv_reader_raises_with_file_and_line(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("query_id,doc_id,grade\nq,d,1\nq,d,x\n")
     with pytest.raises(CorpusFormatError) as info:
-        list(labels_cli.read_csv_judgements(path))
+        readers.read_qrels(path)
     assert info.value.line == 3 and info.value.file == str(path)
 
 
-def test_queries_files_in_both_formats(tmp_path, db):
-    jsonl = tmp_path / "q.jsonl"
-    jsonl.write_text('{"_id": "1", "text": "first"}\n\n{"_id": 2, "text": "second"}\n')
-    assert labels_cli.read_queries(jsonl) == {"1": "first", "2": "second"}
+def test_queries_files_with_tags_and_a_broken_line(tmp_path, db, capsys):
     tsv = tmp_path / "q.tsv"
     tsv.write_text("1\tfirst\n2\tsecond query\n")
-    assert labels_cli.read_queries(tsv) == {"1": "first", "2": "second query"}
+    csv_file = tmp_path / "q.csv"
+    csv_file.write_text('id,text,tags,source\n1,first,"hard;numeric",x\n2,second query,,y\n')
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"_id": "1", "text": "first"}\n{"_id": "2"\n')
-    with pytest.raises(CorpusFormatError) as info:
-        labels_cli.read_queries(broken)
-    assert info.value.line == 2
     qrels = tmp_path / "q.qrels"
     qrels.write_text("1 0 d 1\n")
     assert run("import", "--db", db, "--corpus", "c", "--queries", str(tsv), str(qrels)) == 0
     with JudgementStore(db) as store:
         assert store.queries("c") == {"1": "first", "2": "second query"}
-
-
-def test_auto_detection(tmp_path):
-    (tmp_path / "a.csv").write_text("query_id,doc_id,grade\n")
-    (tmp_path / "b.tsv").write_text("query-id\tcorpus-id\tscore\n")
-    (tmp_path / "c.txt").write_text("\n1 0 d 1\n")
-    assert labels_cli.detect_format(tmp_path / "a.csv") == "csv"
-    assert labels_cli.detect_format(tmp_path / "b.tsv") == "beir"
-    assert labels_cli.detect_format(tmp_path / "c.txt") == "trec"
-    assert labels_cli.detect_format(tmp_path) == "beir"
+    assert run("import", "--db", db, "--corpus", "t", "--queries", str(csv_file), str(qrels)) == 0
+    with JudgementStore(db) as store:
+        assert store.tags("t") == {"1": ("hard", "numeric")}
+    capsys.readouterr()
+    # a line that is not JSON is skipped with a warning naming it; the rest is imported
+    assert run("import", "--db", db, "--corpus", "b", "--queries", str(broken), str(qrels)) == 0
+    assert f"warning: {broken}, line 2: skipped (invalid JSON)" in capsys.readouterr().err
+    with JudgementStore(db) as store:
+        assert store.queries("b") == {"1": "first"}
 
 
 def test_missing_file_and_export_of_an_empty_corpus(db, tmp_path, capsys):
@@ -225,3 +257,15 @@ def test_shadow_log_export(db, tmp_path, capsys):
     entries = [json.loads(line) for line in out.read_text().splitlines()]
     assert [e["method"] for e in entries] == ["bm25", "cross-encoder", "bm25"]
     assert entries[0]["top"] == [{"doc_id": "d1", "score": 2.0}]
+
+
+def test_export_people_only_leaves_out_llm_judges(db, tmp_path, capsys):
+    with JudgementStore(db) as store:
+        store.set_grade("c", "q", "d1", 2, judge="ann")
+        store.set_grade("c", "q", "d2", 3, judge="llm:gpt-4o-mini", rationale="names the law")
+    assert run("export", "--db", db, "--corpus", "c", "--format", "trec", "--people-only") == 0
+    assert capsys.readouterr().out == "q 0 d1 2\n"
+    out = tmp_path / "all.csv"
+    assert run("export", "--db", db, "--corpus", "c", "--format", "csv", "-o", str(out)) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["judge"], r["rationale"]) for r in rows] == [("ann", ""), ("llm:gpt-4o-mini", "names the law")]

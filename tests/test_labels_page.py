@@ -134,7 +134,7 @@ def test_import_a_qrels_file_and_export_the_same_judgements(downloads):
         line.replace(" 0 ", "\t").replace(" ", "\t") for line in trec.splitlines()
     )
     csv_rows = downloads["tiny-docs-judgements.csv"].decode().splitlines()
-    assert csv_rows[0] == "query_id,doc_id,grade,judge,created_at" and len(csv_rows) == 5
+    assert csv_rows[0] == "query_id,doc_id,grade,judge,created_at,rationale" and len(csv_rows) == 5
     assert all(",import," in row for row in csv_rows[1:])
     assert '"What is BM25?"' in downloads["tiny-docs-queries.jsonl"].decode()
 
