@@ -155,6 +155,8 @@ def _raw(source: Source, name: str | None, default: str, max_bytes: int) -> tupl
     if isinstance(source, bytes | bytearray | memoryview):
         data: bytes | str = bytes(source)
     elif _is_path(source):
+        if isinstance(source, str) and "\n" in source:
+            raise ValueError("a str is read as a path; give text as io.StringIO(text) or text.encode()")
         path = Path(source)  # type: ignore[arg-type]
         if not path.exists():
             raise CorpusFormatError("does not exist.", file=shown, hint="check the path")

@@ -445,3 +445,8 @@ def test_cranfield_folder(cranfield_dir):
     assert got.split == "test" and "test" in got.splits
     assert [w.line for w in got.warnings] == [471, 995]  # two empty documents, kept
     assert ds.qrels == read_qrels(cranfield_dir / "qrels" / "test.tsv").qrels
+
+
+def test_text_given_as_a_str_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="io.StringIO"):
+        read_qrels("q1 0 d1 2\nq1 0 d2 1\n")
