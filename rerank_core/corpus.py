@@ -30,7 +30,7 @@ import json
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -457,6 +457,24 @@ def _csv_rows(text: str, name: str) -> tuple[list[str], Any]:
     return header, reader
 
 
+def _csv_records(reader: Any, name: str) -> Iterator[tuple[int, list[str]]]:
+    """The rows of a ``csv.reader`` after the header, with the line each starts on; blank lines
+    left out. A row the csv module cannot parse is an error naming the line."""
+    while True:
+        line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CorpusFormatError(
+                f"cannot be read as CSV: {exc}.", file=name, line=reader.line_num
+            ) from exc
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        yield line, row
+
+
 def csv_columns(
     path_or_bytes: str | Path | bytes, filename: str | None = None, *, encoding: str | None = None
 ) -> list[str]:
@@ -519,18 +537,7 @@ def _load_csv(text: str, name: str, report: LoadReport, cols: CsvColumns | None)
         report.warn(name, None, f"no id column chosen: ids are '{_stem(name)}-<row number>'")
     collect = _Collector(report, name)
     row_no = 0
-    while True:
-        line = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise CorpusFormatError(
-                f"cannot be read as CSV: {exc}.", file=name, line=reader.line_num
-            ) from exc
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line
+    for line, row in _csv_records(reader, name):
         row_no += 1
         if len(row) != len(header):
             report.skip(

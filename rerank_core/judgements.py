@@ -505,8 +505,8 @@ def _ensure_schema(engine: Engine, url: URL, shown: str) -> tuple[str | None, st
 def migrate(url: str | None = None, settings: Settings | None = None) -> tuple[str | None, str]:
     """Open the database (which migrates it) and return ``(revision before, revision now)``.
 
-    ``before`` is None for a new database or a store of the first release. This is what
-    ``python -m rerank_core labels migrate`` runs."""
+    ``before`` is None for a new database and ``"0001"`` for a store of the first release (which
+    has no version table). This is what ``python -m rerank_core labels migrate`` runs."""
     from rerank_core import migrations
 
     store = JudgementStore(url, settings=settings)
@@ -540,7 +540,7 @@ def _read_only_error(shown: str, is_sqlite: bool, why: str) -> ConfigError:
 
 def _acquire_engine(url: URL) -> tuple[Engine, str | None]:
     """The shared engine of ``url`` and the schema revision the database had when this process
-    first opened it (None: new, or a store of the first release)."""
+    first opened it (None: a new database)."""
     key = url.render_as_string(hide_password=False)
     with _ENGINES_LOCK:
         if key in _ENGINES:

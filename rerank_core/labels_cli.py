@@ -280,9 +280,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     if before == now:
         print(f"{where} is already at revision {now}", file=sys.stderr)
     elif before is None:
-        print(
-            f"{where}: created or upgraded from the first release's schema to revision {now}", file=sys.stderr
-        )
+        print(f"{where}: created at revision {now}", file=sys.stderr)
     else:
         print(f"{where}: upgraded from revision {before} to {now}", file=sys.stderr)
     return 0

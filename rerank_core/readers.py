@@ -60,22 +60,21 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from rerank_core.corpus import (
-    BAD_ID,
     BAD_ROW,
-    BAD_TEXT,
     DEFAULT_MAX_BYTES,
-    DUPLICATE_ID,
-    EMPTY,
-    EMPTY_ID,
     NO_TEXT_FIELD,
     NOT_AN_OBJECT,
     LoadReport,
     LoadWarning,
     _check_size,
+    _Collector,
+    _csv_records,
     _decode,
     _ext,
+    _guess,
     _json_lines,
     _json_records,
+    _pick,
     _stem,
     _zip_corpus,
     _ZipReader,
@@ -155,6 +154,8 @@ def _raw(source: Source, name: str | None, default: str, max_bytes: int) -> tupl
     if isinstance(source, bytes | bytearray | memoryview):
         data: bytes | str = bytes(source)
     elif _is_path(source):
+        if isinstance(source, str) and "\n" in source:
+            raise ValueError("a str is read as a path; give text as io.StringIO(text) or text.encode()")
         path = Path(source)  # type: ignore[arg-type]
         if not path.exists():
             raise CorpusFormatError("does not exist.", file=shown, hint="check the path")
@@ -397,16 +398,7 @@ def _csv_judgement_rows(text: str, name: str, report: LoadReport) -> list[Judgem
     col = {c: header.index(c) for c in JUDGEMENT_CSV_COLUMNS if c in header}
     rows: list[JudgementRow] = []
     current: dict[tuple[str, str, str | None], tuple[int, int | None]] = {}
-    while True:
-        line = reader.line_num + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise CorpusFormatError(f"cannot be read as CSV: {exc}", file=name, line=line) from None
-        if not fields or all(not f.strip() for f in fields):
-            continue
+    for line, fields in _csv_records(reader, name):
         if len(fields) != len(header):
             raise CorpusFormatError(
                 f"row has {len(fields)} fields but the header has {len(header)}",
@@ -630,54 +622,33 @@ def parse_tags(value: object) -> tuple[str, ...]:
 
 
 class _QueryCollector:
-    """Adds queries one by one, skipping bad records with a warning (as corpus records are)."""
+    """Queries one by one, each checked as a corpus record is (``corpus._Collector``: an id, a
+    non-empty text, the first of a duplicated id kept), bad ones skipped with a warning in
+    ``report``; plus each query's tags."""
 
-    def __init__(self, report: LoadReport, name: str) -> None:
-        self.report, self.name = report, name
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.report = LoadReport(documents=[], files=[name])
+        self._records = _Collector(self.report, name)
         self.queries: dict[str, str] = {}
         self.tags: dict[str, tuple[str, ...]] = {}
-        self.first_line: dict[str, int | None] = {}
 
     def add(self, line: int | None, qid: Any, text: Any, tags: Any = None) -> None:
-        rep, name = self.report, self.name
-        if qid is None or (isinstance(qid, str) and not qid.strip()):
-            rep.skip(name, line, EMPTY_ID, "the query has no id")
-            return
-        if isinstance(qid, bool) or not isinstance(qid, str | int | float):
-            rep.skip(name, line, BAD_ID, f"id must be a string or a number, not {type(qid).__name__}")
-            return
-        qid = str(qid).strip()
-        if not isinstance(text, str):
-            rep.skip(name, line, BAD_TEXT, f"text is {type(text).__name__} in query {qid!r}")
-            return
-        if not text.strip():
-            rep.skip(name, line, EMPTY, f"query {qid!r} has no text")
-            return
-        if qid in self.first_line:
-            first = self.first_line[qid]
-            where = f"line {first}" if first is not None else "an earlier record"
-            rep.skip(
-                name, line, DUPLICATE_ID, f"id {qid!r} was already used on {where}; the first one is kept"
-            )
-            return
-        self.first_line[qid] = line
-        self.queries[qid] = text.strip()
+        before = len(self.report.documents)
+        self._records.add(line, qid, text, None)
+        if len(self.report.documents) == before:
+            return  # skipped, with a warning
+        query = self.report.documents[-1]
+        self.queries[query.id] = query.text.strip()
         try:
             parsed = parse_tags(tags)
         except ValueError as exc:
-            rep.warn(name, line, f"the tags of query {qid!r} were not read: {exc}", reason="bad tags")
+            self.report.warn(
+                self.name, line, f"the tags of query {query.id!r} were not read: {exc}", reason="bad tags"
+            )
             parsed = ()
         if parsed:
-            self.tags[qid] = parsed
-
-
-def _pick_field(keys: Iterable[str], candidates: tuple[str, ...]) -> str | None:
-    keys = list(keys)
-    for c in candidates:
-        if c in keys:
-            return c
-    lower = {k.lower(): k for k in keys if isinstance(k, str)}
-    return next((lower[c] for c in candidates if c in lower), None)
+            self.tags[query.id] = parsed
 
 
 def _jsonl_queries(text: str, name: str, collect: _QueryCollector) -> None:
@@ -685,15 +656,15 @@ def _jsonl_queries(text: str, name: str, collect: _QueryCollector) -> None:
         if not isinstance(rec, dict):
             collect.report.skip(name, number, NOT_AN_OBJECT, f"a JSON {type(rec).__name__}")
             continue
-        id_key = _pick_field(rec, _QUERY_ID_FIELDS)
-        text_key = _pick_field(rec, _QUERY_TEXT_FIELDS)
+        id_key = _pick(rec, None, _QUERY_ID_FIELDS)
+        text_key = _pick(rec, None, _QUERY_TEXT_FIELDS)
         if text_key is None:
             keys = ", ".join(map(str, list(rec)[:8])) or "none"
             collect.report.skip(
                 name, number, NO_TEXT_FIELD, f"the record has no text field (its fields: {keys})"
             )
             continue
-        tags_key = _pick_field(rec, (_TAGS_FIELD,))
+        tags_key = _pick(rec, None, (_TAGS_FIELD,))
         collect.add(
             number,
             rec.get(id_key) if id_key else None,
@@ -706,8 +677,8 @@ def _table_queries(
     text: str, name: str, collect: _QueryCollector, delimiter: str, header_required: bool
 ) -> None:
     first = _first_line(text).split(delimiter)
-    id_col = _pick_field([c.strip() for c in first], _QUERY_ID_FIELDS)
-    text_col = _pick_field([c.strip() for c in first], _QUERY_TEXT_FIELDS)
+    id_col = _guess([c.strip() for c in first], _QUERY_ID_FIELDS)
+    text_col = _guess([c.strip() for c in first], _QUERY_TEXT_FIELDS)
     has_header = id_col is not None and text_col is not None
     if not has_header and not header_required:  # plain "id<TAB>text" lines: the text is the rest
         for number, raw in _lines(text):
@@ -721,8 +692,8 @@ def _table_queries(
     # a TSV has no quoting (queries may contain quote characters); a CSV follows RFC 4180
     reader = csv.reader(buf, delimiter="\t", quoting=csv.QUOTE_NONE) if delimiter == "\t" else csv.reader(buf)
     header = [h.strip() for h in next(reader, [])]
-    id_col = _pick_field(header, _QUERY_ID_FIELDS)
-    text_col = _pick_field(header, _QUERY_TEXT_FIELDS)
+    id_col = _guess(header, _QUERY_ID_FIELDS)
+    text_col = _guess(header, _QUERY_TEXT_FIELDS)
     if id_col is None or text_col is None:
         missing = " and ".join(
             w
@@ -738,18 +709,9 @@ def _table_queries(
             line=1,
             hint="name the columns on the first row, e.g. id,text[,tags]",
         )
-    tags_col = _pick_field(header, (_TAGS_FIELD,))
+    tags_col = _guess(header, (_TAGS_FIELD,))
     index = {c: header.index(c) for c in (id_col, text_col, tags_col) if c is not None}
-    while True:
-        line = reader.line_num + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise CorpusFormatError(f"cannot be read as CSV: {exc}", file=name, line=line) from None
-        if not fields or all(not f.strip() for f in fields):
-            continue
+    for line, fields in _csv_records(reader, name):
         if len(fields) != len(header):
             collect.report.skip(
                 name, line, BAD_ROW, f"row has {len(fields)} fields but the header has {len(header)}"
@@ -788,7 +750,7 @@ def _detect_queries_format(text: str, name: str) -> str:
 def _parse_queries(text: str, name: str, fmt: str, report: LoadReport) -> tuple[str, _QueryCollector]:
     if fmt == "auto":
         fmt = _detect_queries_format(text, name)
-    collect = _QueryCollector(report, name)
+    collect = _QueryCollector(name)
     if fmt == "jsonl":
         _jsonl_queries(text, name, collect)
     elif fmt == "tsv":
@@ -801,6 +763,7 @@ def _parse_queries(text: str, name: str, fmt: str, report: LoadReport) -> tuple[
             file=name,
             hint=f"use one of: auto, {', '.join(QUERIES_FORMATS)}",
         )
+    report.merge(collect.report.finish())
     return fmt, collect
 
 

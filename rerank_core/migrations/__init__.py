@@ -72,13 +72,14 @@ def upgrade(conn: Connection) -> tuple[str | None, str]:
     """Bring the database on ``conn`` to :data:`HEAD` inside the caller's transaction.
 
     A store of the first release is stamped ``0001`` first. Returns ``(revision before, after)``;
-    before is None for a new database (or an old one that was stamped)."""
+    before is None for a new database and ``"0001"`` for a store of the first release."""
     from alembic import command
 
     before = current_revision(conn)
     cfg = alembic_config(conn)
     if before is None and is_legacy(conn):
-        command.stamp(cfg, "0001")
+        command.stamp(cfg, REVISIONS[0])
+        before = REVISIONS[0]
     if before != HEAD:
         command.upgrade(cfg, HEAD)
     return before, HEAD
