@@ -28,5 +28,5 @@ bench: $(STAMP)
 	$(PY) scripts/benchmark.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check rerank_core ui pages app.py tests scripts
+	$(PY) -m ruff check rerank_core ui views app.py tests scripts
 	$(PY) -m mypy

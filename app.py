@@ -1,6 +1,8 @@
 """Rerank Playground: compare first-stage retrieval with rerankers on your own corpus.
 
-Run with ``streamlit run app.py``. It opens on a built-in sample corpus with example queries.
+Run with ``streamlit run app.py``. It opens on a built-in sample corpus with example queries. The page
+scripts live in ``views/`` (not ``pages/``, so Streamlit's old folder-of-pages mode never runs a page
+without this navigation).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 HERE = Path(__file__).resolve().parent
-PAGES = HERE / "pages"
+VIEWS = HERE / "views"
 
 st.set_page_config(
     page_title="Rerank Playground",
@@ -20,10 +22,10 @@ st.set_page_config(
 )
 
 pages = [
-    st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:", default=True),
-    st.Page(PAGES / "corpus.py", title="Corpus", icon=":material/folder_open:"),
-    st.Page(PAGES / "benchmark.py", title="Benchmark", icon=":material/leaderboard:"),
-    st.Page(PAGES / "labels.py", title="Labels", icon=":material/fact_check:"),
+    st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:", default=True),
+    st.Page(VIEWS / "corpus.py", title="Corpus", icon=":material/folder_open:"),
+    st.Page(VIEWS / "benchmark.py", title="Benchmark", icon=":material/leaderboard:"),
+    st.Page(VIEWS / "labels.py", title="Labels", icon=":material/fact_check:"),
 ]
 page = st.navigation(pages, position="top")
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from rerank_core import readers
 from rerank_core.corpus import LoadWarning
@@ -284,33 +284,3 @@ def run_migrate(args: argparse.Namespace) -> int:
     else:
         print(f"{where}: upgraded from revision {before} to {now}", file=sys.stderr)
     return 0
-
-
-# --------------------------------------------------------------------------------------------------
-# kept for ui/labelling.py until it calls rerank_core.readers directly (then remove)
-# --------------------------------------------------------------------------------------------------
-def detect_format(path: Path) -> str:
-    """``beir`` for a folder or a .zip, else the format :func:`readers.read_qrels` detects."""
-    if path.is_dir() or path.suffix.lower() == ".zip":
-        return "beir"
-    return readers.read_qrels(path).fmt
-
-
-def read_csv_judgements(path: Path, judge: str | None = None) -> Iterator[Row]:
-    """``(query_id, doc_id, grade, judge, created_at)`` rows of a judgements CSV; see
-    :func:`readers.read_qrels` (``QrelsRead.import_rows`` also gives the rationale)."""
-    for row in readers.read_qrels(path, fmt="csv").import_rows(judge=judge):
-        yield row[:5]  # type: ignore[misc]
-
-
-def read_queries(path: Path) -> dict[str, str]:
-    """Query texts of a queries file; see :func:`readers.read_queries` (which also gives tags)."""
-    return readers.read_queries(path).queries
-
-
-def write_csv_judgements(fh: TextIO, judgements: Sequence[Any]) -> None:
-    fh.write(readers.write_judgements_csv(judgements))
-
-
-def write_queries_jsonl(fh: TextIO, queries: dict[str, str]) -> None:
-    fh.write(readers.write_queries_jsonl(queries))

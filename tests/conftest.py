@@ -87,3 +87,20 @@ def postgres_url(postgres_server):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     except psycopg.Error:
         pass
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """Each test starts like a new server process on its own data directory: no runtime, workspace or
+    label store kept by Streamlit, no open vector store (models stay loaded: they are read-only)."""
+    import sys
+
+    from rerank_core.artifacts import forget_stores
+
+    forget_stores()
+    if "streamlit" in sys.modules:
+        import streamlit as st
+
+        st.cache_resource.clear()
+        st.cache_data.clear()
+    yield

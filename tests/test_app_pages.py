@@ -20,9 +20,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rerank_core.config import load_settings
-from rerank_core.judgements import JudgementStore, query_id_for
+from rerank_core.judgements import JudgementStore
 from rerank_core.metrics import ndcg_at_k
-from ui import keys, labelling
+from rerank_core.workspace import StoredCorpus, Workspace
+from ui import keys, labelling, resources
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -73,11 +74,17 @@ def _column_html(at: AppTest, title: str) -> str:
 
 
 def _results(at: AppTest) -> dict:
+    """The comparison the compare page drew last: {"first": (candidates, result), "methods": {spec: result}}."""
     shown = [e.value for e in [*at.error, *at.warning, *at.info]]
-    assert keys.CMP_RESULTS in at.session_state, shown
-    store = at.session_state[keys.CMP_RESULTS]
-    assert len(store) >= 1
-    return list(store.values())[-1]
+    assert keys.CMP_LAST in at.session_state, shown
+    return at.session_state[keys.CMP_LAST]
+
+
+def _active(at: AppTest) -> StoredCorpus:
+    """The stored corpus the session works on (its id is in the session and the URL)."""
+    corpus_id = at.session_state[keys.ACTIVE_CORPUS]
+    assert at.query_params[keys.CORPUS] == [corpus_id] or at.query_params[keys.CORPUS] == corpus_id
+    return Workspace(load_settings().data_dir).get(corpus_id)
 
 
 def _sample_queries() -> list[str]:
@@ -87,7 +94,7 @@ def _sample_queries() -> list[str]:
 
 
 def _upload(at: AppTest, files: list[tuple[str, bytes, str]]) -> AppTest:
-    at.switch_page("pages/corpus.py").run()
+    at.switch_page("views/corpus.py").run()
     _no_exception(at)
     at.file_uploader(key=keys.CORPUS_UPLOADS).set_value(files)
     at.run()
@@ -121,18 +128,18 @@ def test_every_page_runs_on_the_sample_corpus(monkeypatch):
     assert bi.ok and bi.items
     llm = next(r for r in methods.values() if r.method.startswith("llm"))
     assert llm.error is not None and llm.error.kind == "missing-api-key" and not llm.items
-    active = at.session_state[keys.ACTIVE_CORPUS]
-    assert active.is_sample and len(active.corpus) > 0 and active.example_queries
+    active = _active(at)
+    assert active.is_sample and len(active.corpus) > 0 and active.queries
     # the first example query is filled in, so a first comparison shows without typing
     assert at.text_input(key=keys.Q).value == _sample_queries()[0]
     assert len(at.get("plotly_chart")) == 1
-    pages = ["pages/corpus.py"] + [
-        f"pages/{name}" for name in ("benchmark.py", "labels.py") if (ROOT / "pages" / name).exists()
+    pages = ["views/corpus.py"] + [
+        f"views/{name}" for name in ("benchmark.py", "labels.py") if (ROOT / "views" / name).exists()
     ]
     for page in pages:
         at.switch_page(page).run()
         _no_exception(at)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     _no_exception(at)
 
 
@@ -147,7 +154,7 @@ def test_compare_draws_one_column_per_method_chart_and_agreement():
     _no_exception(at)
     entry = _results(at)
     candidates, first = entry["first"]
-    assert len(candidates) == min(30, len(at.session_state[keys.ACTIVE_CORPUS].corpus))
+    assert len(candidates) == min(30, len(_active(at).corpus))
     assert first.method == "hybrid"
     (late,) = entry["methods"].values()
     assert late.ok and late.items, late.error
@@ -157,22 +164,22 @@ def test_compare_draws_one_column_per_method_chart_and_agreement():
     assert scores == sorted(scores, reverse=True)
     assert "MaxSim" in str(late.scale)
 
-    assert _column_names(at) == ["Hybrid (RRF) · first stage", "Late interaction"]
+    assert _column_names(at) == ["Hybrid · first stage", "Late interaction"]
     bodies = "".join(_html_bodies(at))
     # the shown rows follow the method's order, 8 per column
     assert _column_docs(at, "Late interaction") == late.ids[:8]
-    assert _column_docs(at, "Hybrid (RRF) · first stage") == first.ids[:8]
+    assert _column_docs(at, "Hybrid · first stage") == first.ids[:8]
     assert "▲" in bodies or "▼" in bodies or "new ↑" in bodies or "rp-same" in bodies
 
     (chart,) = at.get("plotly_chart")
     spec = json.loads(chart.proto.spec)
     query_bars, load_bars = spec["data"][0], spec["data"][1]
-    assert query_bars["y"] == ["Hybrid (RRF) · first stage", "Late interaction"]
+    assert query_bars["y"] == ["Hybrid · first stage", "Late interaction"]
     assert all(v > 0 for v in query_bars["x"])
     assert load_bars["x"][1] == pytest.approx(late.model_load_s)
 
     table = at.dataframe[0].value
-    assert list(table["Order A"]) == ["Hybrid (RRF) · first stage"]
+    assert list(table["Order A"]) == ["Hybrid · first stage"]
     assert 0.0 <= float(table["Overlap@8"][0]) <= 1.0
     assert -1.0 <= float(table["Kendall τ"][0]) <= 1.0
 
@@ -231,9 +238,10 @@ def test_changing_the_number_shown_reruns_no_model(monkeypatch):
     first_ids = _results(at)["first"][1].ids[:4]
     both = next(d for d in late.ids[:4] if d in first_ids)
     at.selectbox(key=keys.CMP_HIGHLIGHT).select(both).run()
-    highlighted = [b for b in _html_bodies(at) if f'class="rp-row rp-hl" data-doc="{both}"' in b]
+    row_hl = re.compile(rf'class="rp-row rp-hl[^"]*" data-doc="{re.escape(both)}"')
+    highlighted = [b for b in _html_bodies(at) if row_hl.search(b)]
     assert len(highlighted) == 2
-    assert sum(b.count('class="rp-row rp-hl"') for b in _html_bodies(at)) == 2
+    assert sum(len(re.findall(r'class="rp-row rp-hl[^"]*"', b)) for b in _html_bodies(at)) == 2
     assert calls == {"rerank": 1, "search": 1}
     # a new method reranks the very same candidates; the cached one is not run again
     at.multiselect(key=keys.METHODS).set_value(["late-interaction", "cross-encoder"]).run()
@@ -250,9 +258,11 @@ def test_url_parameters_set_the_view():
     assert at.slider(key=keys.SHOW).value == 5
     assert at.multiselect(key=keys.METHODS).value == ["cross-encoder"]
     # API keys are password fields kept in the session, never bound to the URL
-    at.text_input(key=keys.OPENAI_KEY).input("sk-test-not-a-real-key").run()
+    at.multiselect(key=keys.METHODS).set_value(["cross-encoder", "llm"]).run()  # a method that reads a key
+    openai = keys.secret_key("OPENAI_API_KEY")
+    at.text_input(key=openai).input("sk-test-not-a-real-key").run()
     assert all("sk-test" not in str(v) for v in at.query_params.values())
-    assert at.text_input(key=keys.OPENAI_KEY).proto.type == 1  # PASSWORD
+    assert at.text_input(key=openai).proto.type == 1  # PASSWORD
 
 
 @pytest.mark.slow
@@ -287,12 +297,12 @@ def test_script_passage_renders_as_text_everywhere():
     ]
     data = "\n".join(json.dumps(d) for d in docs).encode()
     at = _upload(_app(methods="late-interaction"), [("evil<b>.jsonl", data, "application/json")])
-    active = at.session_state[keys.ACTIVE_CORPUS]
+    active = _active(at)
     assert not active.is_sample and "evil" in active.corpus
     # corpus page: text is shown through data frames (data, not markup)
-    preview = at.dataframe[0].value
+    preview = next(df.value for df in at.dataframe if "text" in df.value.columns)
     assert EVIL_TEXT in "".join(preview["text"]) or "<script>" in "".join(preview["text"])
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     at.text_input(key=keys.Q).set_value("airfoil lift notes").run()
     _no_exception(at)
     bodies = _html_bodies(at)
@@ -339,16 +349,17 @@ def test_bad_upload_shows_the_problem_and_keeps_the_corpus(case):
     before = at.session_state[keys.ACTIVE_CORPUS]
     _upload(at, [(name, data, "application/octet-stream")])
     after = at.session_state[keys.ACTIVE_CORPUS]
-    assert after is before and after.is_sample
+    assert after == before and _active(at).is_sample
+    assert len(Workspace(load_settings().data_dir).list()) == 1  # nothing was stored
     text = " ".join(e.value for e in at.error).replace("\\", "")
     assert "Nothing was loaded" in text
     problems = " ".join(m.value for m in at.markdown).replace("\\", "")
     assert name in problems and expected in problems
     assert any("How to fix" in c.value for c in at.caption)
     # the previous corpus is still what the compare page uses
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     _no_exception(at)
-    assert at.session_state[keys.ACTIVE_CORPUS] is before
+    assert at.session_state[keys.ACTIVE_CORPUS] == before
 
 
 def test_good_csv_upload_with_column_choice_then_back_to_sample():
@@ -356,7 +367,7 @@ def test_good_csv_upload_with_column_choice_then_back_to_sample():
         b"doc,heading,body\nA1,Lift,Lift grows with the angle of attack\nA2,Drag,Drag rises near Mach one\n"
     )
     at = _app(methods="late-interaction")
-    at.switch_page("pages/corpus.py").run()
+    at.switch_page("views/corpus.py").run()
     at.file_uploader(key=keys.CORPUS_UPLOADS).set_value([("notes.csv", csv_bytes, "text/csv")])
     at.run()
     at.selectbox(key=keys.CORPUS_CSV_PREFIX + "text").select("body")
@@ -364,12 +375,29 @@ def test_good_csv_upload_with_column_choice_then_back_to_sample():
     at.selectbox(key=keys.CORPUS_CSV_PREFIX + "title").select("heading").run()
     next(b for b in at.button if b.label == "Load files").click().run()
     _no_exception(at)
-    active = at.session_state[keys.ACTIVE_CORPUS]
+    active = _active(at)
     assert not active.is_sample and active.corpus.ids == ["A1", "A2"]
     assert active.corpus.get("A2").title == "Drag"
     next(b for b in at.button if b.label == "Use the sample corpus").click().run()
     _no_exception(at)
-    assert at.session_state[keys.ACTIVE_CORPUS].is_sample
+    assert _active(at).is_sample
+    # the upload is kept in the workspace: listed, and a link to it opens it after a restart
+    stored = {i.name: i.id for i in Workspace(load_settings().data_dir).list()}
+    assert set(stored) == {"notes.csv", _active(at).name}
+    again = _app(corpus=stored["notes.csv"], q="lift", methods="cross-encoder")
+    again.run()
+    _no_exception(again)
+    assert _active(again).corpus.ids == ["A1", "A2"]
+
+
+def test_an_unknown_corpus_in_a_link_is_an_error_not_the_sample():
+    for page in ("views/compare.py", "views/corpus.py", "views/benchmark.py"):
+        at = _app(corpus="c-0123456789abcdef", q="lift")
+        at.switch_page(page).run()
+        _no_exception(at)
+        text = " ".join(e.value for e in at.error).replace("\\", "")
+        assert "c-0123456789abcdef" in text and "does not hold" in text, page
+        assert keys.CMP_LAST not in at.session_state and not at.get("plotly_chart")
 
 
 # -- labelling on the compare page ----------------------------------------------------------------------
@@ -378,8 +406,13 @@ FIRST = "BM25 · first stage"
 LATE = "Late interaction"
 
 
+def _qid(at: AppTest, query: str) -> str:
+    with JudgementStore(load_settings().resolved_db_url) as store:
+        return store.resolve_query_id(_corpus_id(at), query, _active(at).queries)
+
+
 def _grade_widget(at: AppTest, column: str, query: str, doc_id: str):
-    key = labelling.grade_key(column, query_id_for(query), doc_id)
+    key = keys.grade_key(column, _qid(at, query), doc_id)
     return next(b for b in at.button_group if b.key == key)
 
 
@@ -389,7 +422,7 @@ def _live_table(at: AppTest, k: int) -> dict[str, dict]:
 
 
 def _corpus_id(at: AppTest) -> str:
-    return labelling.active_corpus_id(at.session_state[keys.ACTIVE_CORPUS])
+    return at.session_state[keys.ACTIVE_CORPUS]
 
 
 def _header_chip(at: AppTest, title: str) -> str:
@@ -398,9 +431,13 @@ def _header_chip(at: AppTest, title: str) -> str:
     return found[0]
 
 
+# queries that are not among the sample's own (which come with judgements): they start unjudged
+FRESH_QUERIES = ["why do planes need wings to fly", "how do rivers shape valleys over time"]
+
+
 @pytest.mark.slow
 def test_a_grade_given_in_one_column_shows_in_every_column_and_moves_ndcg():
-    query, k = _sample_queries()[3], 10
+    query, k = FRESH_QUERIES[0], 10
     at = _app(q=query, methods="late-interaction", k=str(k))
     at.run()
     _no_exception(at)
@@ -441,13 +478,14 @@ def test_a_grade_given_in_one_column_shows_in_every_column_and_moves_ndcg():
     assert table[FIRST][f"nDCG@{k}"] == pytest.approx(ndcg_at_k(first_ids, grades, k))
     assert table[LATE][f"nDCG@{k}"] != pytest.approx(late_ndcg)
     with JudgementStore(load_settings().resolved_db_url) as store:
-        qid = query_id_for(query)
+        qid = _qid(at, query)
+        assert qid.startswith("q-")  # a typed query: none of the corpus's queries has this text
         assert store.grades(_corpus_id(at), qid) == grades  # one judgement per document, not per column
-        assert len(store.judgements(_corpus_id(at))) == 2
-        assert store.queries(_corpus_id(at)) == {qid: query}
+        assert len(store.judgements(_corpus_id(at), query_id=qid)) == 2
+        assert store.queries(_corpus_id(at))[qid] == query
 
     # undo takes back the newest label only
-    at.button(key="lbl_undo").click().run()
+    at.button(key=keys.LBL_UNDO).click().run()
     _no_exception(at)
     assert _grade_widget(at, "late-interaction", query, only_late).value is None
     assert _grade_widget(at, "late-interaction", query, both).value == "3"
@@ -457,14 +495,14 @@ def test_a_grade_given_in_one_column_shows_in_every_column_and_moves_ndcg():
     # with the grade buttons off, the columns are one block each and still show the grade as a badge
     at.toggle(key=keys.CMP_GRADE_MODE).set_value(False).run()
     _no_exception(at)
-    assert not [b for b in at.button_group if b.key and b.key.startswith(labelling.GRADE_KEY_PREFIX)]
+    assert not [b for b in at.button_group if b.key and b.key.startswith(keys.LBL_GRADE_PREFIX)]
     assert _column_docs(at, LATE) == late_shown
     assert _column_html(at, LATE).count("3 · perfect") == 1
 
 
 @pytest.mark.slow
 def test_grades_survive_an_app_restart():
-    query, k = _sample_queries()[1], 5
+    query, k = FRESH_QUERIES[1], 5
     at = _app(q=query, methods="late-interaction", k=str(k))
     at.run()
     shown = _column_docs(at, LATE)
@@ -476,7 +514,7 @@ def test_grades_survive_an_app_restart():
     before = _live_table(at, k)
     expected = {shown[0]: "2", skipped: labelling.SKIP, shown[2]: "0"}
 
-    labelling._store.clear()  # a new process opens the database afresh (same RERANK_DATA_DIR)
+    resources.forget_label_store()  # a new process opens the database afresh (same RERANK_DATA_DIR)
     again = _app(q=query, methods="late-interaction", k=str(k))
     again.run()
     _no_exception(again)
@@ -541,4 +579,4 @@ def test_compare_page_works_when_the_judgement_store_cannot_be_opened(monkeypatc
     assert "Grading is off" in warning and "not a database URL" in warning
     assert any("Fix:" in c.value and "sqlite" in c.value for c in at.caption)
     assert len(_column_docs(at, FIRST)) == 4  # the comparison itself still shows
-    assert not [b for b in at.button_group if b.key and b.key.startswith(labelling.GRADE_KEY_PREFIX)]
+    assert not [b for b in at.button_group if b.key and b.key.startswith(keys.LBL_GRADE_PREFIX)]

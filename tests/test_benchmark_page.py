@@ -22,12 +22,13 @@ from rerank_core.config import Settings, load_settings
 from rerank_core.evaluation import run_evaluation
 from rerank_core.progress import Cancelled
 from rerank_core.sample import sample_dataset
+from ui import keys
 from ui.benchmark_view import parse_depths
 
 pytest_plugins = ["tiny_models"]
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "benchmark.py")
+PAGE = str(ROOT / "views" / "benchmark.py")
 MEASURES = ("nDCG@10", "R@10", "R@50", "RR", "P@5")
 N_QUERIES = 4
 
@@ -168,15 +169,15 @@ def downloads(monkeypatch):
 def _run_page(methods: list[str], models: dict[str, str], depth: int, sweep: str, timeout: float) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=timeout).run()
     assert not at.exception
-    at.multiselect(key="bench_methods").set_value(methods).run()
+    at.multiselect(key=keys.BENCH_METHODS).set_value(methods).run()
     for name, model in models.items():
-        at.text_input(key=f"bench_model_{name}").set_value(model)
-    at.number_input(key="bench_depth").set_value(depth)
-    at.number_input(key="bench_max_queries").set_value(N_QUERIES)
-    at.text_input(key="bench_sweep_depths").set_value(sweep)
+        at.text_input(key=keys.BENCH_MODEL_PREFIX + name).set_value(model)
+    at.number_input(key=keys.BENCH_DEPTH).set_value(depth)
+    at.number_input(key=keys.BENCH_MAX_QUERIES).set_value(N_QUERIES)
+    at.text_input(key=keys.BENCH_SWEEP).set_value(sweep)
     at.run()
     assert not at.exception
-    at.button(key="bench_run").click().run()
+    at.button(key=keys.BENCH_RUN).click().run()
     assert not at.exception
     return at
 
@@ -195,7 +196,7 @@ def test_the_page_runs_on_the_sample_qrels_and_matches_evaluate(
         "5, 10, 15",
         timeout=120,
     )
-    assert at.radio(key="bench_source").value.startswith("Dataset qrels: ")
+    assert at.radio(key=keys.BENCH_SOURCE).value.startswith("Dataset qrels: ")
 
     # the direct evaluation with the page's settings
     direct = run_evaluation(
@@ -240,27 +241,34 @@ def test_the_page_runs_on_the_sample_qrels_and_matches_evaluate(
         )
 
     # the results stay: a widget change redraws without running anything
-    at.number_input(key="bench_depth").set_value(30).run()
+    at.number_input(key=keys.BENCH_DEPTH).set_value(30).run()
     assert not at.exception
     assert _table(at).loc[ce_spec, KEY_MEASURE] == table.loc[ce_spec, KEY_MEASURE]
     assert any("changed since this run" in i.value for i in at.info)
 
 
 def test_the_page_benchmarks_labelled_queries(sample):
-    from rerank_core.judgements import JudgementStore
-    from ui.labelling import corpus_id_for
+    from rerank_core.judgements import IMPORT_JUDGE, JudgementStore
+    from rerank_core.workspace import Workspace
 
+    at = AppTest.from_file(PAGE, default_timeout=60).run()  # the sample's own judgements are imported once
+    assert not at.exception
+    corpus_id = Workspace(load_settings().data_dir).sample().id
     qrels = sample.qrels["q01"]
     with JudgementStore(load_settings().resolved_db_url) as store:
-        store.add_query(corpus_id_for(sample.name), sample.queries["q01"], query_id="mine-1")
-        store.import_qrels(corpus_id_for(sample.name), {"mine-1": qrels}, judge="me")
+        n = len(store.qrels(corpus_id))
+        assert at.radio(key=keys.BENCH_SOURCE).options[1] == f"Labelled queries ({n})"
+        assert n == len(sample.qrels)
+        assert store.undo(corpus_id, judge=IMPORT_JUDGE) is not None  # taken back: never imported again
+        store.add_query(corpus_id, sample.queries["q01"], query_id="mine-1")
+        store.import_qrels(corpus_id, {"mine-1": qrels}, judge="me")
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
-    source = at.radio(key="bench_source")
-    assert source.options[0] == "Labelled queries (1)"
+    source = at.radio(key=keys.BENCH_SOURCE)
+    assert source.options[1] == "Labelled queries (1)"
     source.set_value("Labelled queries (1)")
-    at.multiselect(key="bench_methods").set_value([]).run()
-    at.button(key="bench_run").click().run()
+    at.multiselect(key=keys.BENCH_METHODS).set_value([]).run()
+    at.button(key=keys.BENCH_RUN).click().run()
     assert not at.exception
     table = _table(at)
     direct = run_evaluation(sample, "bm25", 50, ["bm25"], settings=load_settings())

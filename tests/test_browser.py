@@ -336,7 +336,7 @@ def test_grades_in_a_real_browser_move_ndcg_and_survive_a_server_restart(server,
     ARTIFACTS.mkdir(exist_ok=True)
     from rerank_core.sample import example_queries
 
-    query = list(example_queries())[4]
+    query = "how do birds and planes stay in the air"  # not one of the sample's (judged) queries
     page = _new_page(browser)  # a new session, on the sample corpus
     t0 = time.perf_counter()
     page.goto(f"{server.url}/?methods=late-interaction&k=10")
@@ -390,4 +390,132 @@ def test_grades_in_a_real_browser_move_ndcg_and_survive_a_server_restart(server,
         f"\nlabelling test: {t_restart - t0:.1f} s to grade three documents (incl. the first query), "
         f"{time.perf_counter() - t_restart:.1f} s from restart to the page back with its grades"
     )
+    page.close()
+
+
+def _column_ids(page, k: int = 10) -> dict[str, list[str]]:
+    """Column title -> the ids of its first ``k`` rows."""
+    out = {}
+    for head in page.locator(".rp-colhead").all():
+        column = head.locator("xpath=ancestor::*[@data-testid='stColumn'][1]")
+        rows = column.locator(".rp-row").all()[:k]
+        out[head.locator(".rp-name").inner_text()] = [r.get_attribute("data-doc") for r in rows]
+    return out
+
+
+def _cranfield_zip(cranfield_dir: Path, target: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(cranfield_dir.rglob("*")):
+            if path.is_file():
+                zf.write(path, "cranfield/" + path.relative_to(cranfield_dir).as_posix())
+    return target
+
+
+def _evaluate_bm25_query(cranfield_dir: Path, work: Path, qid: str) -> tuple[float, list[str]]:
+    """Query ``qid``'s nDCG@10 and top 10 from the run file that ``evaluate --first-stage bm25`` writes."""
+    from rerank_core.cli import main
+    from rerank_core.metrics import ndcg_at_k, rank_documents
+    from rerank_core.readers import read_qrels, read_run
+
+    code = main(
+        [
+            "evaluate",
+            "--dataset",
+            str(cranfield_dir),
+            "--first-stage",
+            "bm25",
+            "--depth",
+            "50",
+            "--methods",
+            "bm25",
+            "--output",
+            str(work / "report.json"),
+            "--run-dir",
+            str(work / "runs"),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    ranking = rank_documents(read_run(work / "runs" / "bm25.run").run[qid])
+    qrels = read_qrels(cranfield_dir / "qrels" / "test.tsv").qrels[qid]
+    return ndcg_at_k(ranking, qrels, 10), ranking[:10]
+
+
+def test_a_stored_corpus_keeps_its_judgements_links_and_indexes(server, browser, cranfield_dir, tmp_path):
+    """Upload Cranfield as a BEIR zip, import its judgements, type query 1 on Compare: BM25's live nDCG@10
+    is evaluate's for that query. The page's link opens the same corpus and orders in a new browser context
+    and after a server restart; an unknown corpus id in a link says so."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    query_1 = json.loads((cranfield_dir / "queries.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert query_1["_id"] == "1"
+    expected_ndcg, expected_top = _evaluate_bm25_query(cranfield_dir, tmp_path, "1")
+    from rerank_core.readers import read_qrels
+
+    qrels_1 = set(read_qrels(cranfield_dir / "qrels" / "test.tsv").qrels["1"])
+    expected_unjudged = sum(1 for d in expected_top if d not in qrels_1)
+
+    page = _new_page(browser)
+    page.goto(f"{server.url}/corpus")
+    page.locator("input[type=file]").set_input_files(
+        str(_cranfield_zip(cranfield_dir, tmp_path / "cranfield.zip"))
+    )
+    page.get_by_role("button", name="Load files").click()
+    page.get_by_text("Loaded 1,400 documents", exact=False).first.wait_for(timeout=300_000)
+    _wait_idle(page)
+    page.get_by_role("button", name="Import 1,612 judgements into the label store").click()
+    page.get_by_text("Imported the 1,612 judgements", exact=False).wait_for(timeout=120_000)
+    _wait_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "08-corpus-cranfield-imported.png"))
+
+    page.get_by_role("link", name="Compare").first.click()
+    page.get_by_label("Query").wait_for()
+    _wait_idle(page, timeout_ms=600_000)
+    page.get_by_label("Methods").wait_for()
+    view = "methods=bi-encoder&first_stage=bm25&depth=50&k=10"
+    corpus_id = re.search(r"corpus=(c-[0-9a-f]{16})", page.url).group(1)
+    page.goto(f"{server.url}/?corpus={corpus_id}&{view}")
+    _wait_idle(page, timeout_ms=600_000)
+    took = _submit_query(page, query_1["text"])
+    _wait_idle(page, timeout_ms=600_000)
+    chips = _live_chips(page)
+    bm25_chip = chips["BM25 · first stage"]
+    assert _ndcg(bm25_chip) == pytest.approx(expected_ndcg, abs=5e-4), (bm25_chip, expected_ndcg)
+    if expected_unjudged:
+        assert f"{expected_unjudged} unjudged" in bm25_chip
+    else:
+        assert "unjudged" not in bm25_chip
+    shown = _column_ids(page)
+    assert shown["BM25 · first stage"] == expected_top
+    link = page.url
+    assert f"corpus={corpus_id}" in link and "q=" in link
+    page.screenshot(path=str(ARTIFACTS / "09-compare-cranfield-query-1.png"))
+    print(
+        f"\nCranfield query 1 (first query: builds bm25 and embeds the corpus for the bi-encoder): {took:.1f} s"
+    )
+
+    # the link in another browser context (another person), then after a restart
+    other = browser.new_context(viewport={"width": 1600, "height": 2400})
+    fresh = other.new_page()
+    fresh.set_default_timeout(300_000)
+    fresh.goto(link)
+    _wait_for_results(fresh, query_1["text"], timeout_ms=300_000)
+    _wait_idle(fresh)
+    assert _column_ids(fresh) == shown
+    server.restart()
+    fresh.goto(link)
+    t1 = time.perf_counter()
+    _wait_for_results(fresh, query_1["text"], timeout_ms=300_000)
+    _wait_idle(fresh)
+    print(f"after a restart, the same link rendered in {time.perf_counter() - t1:.1f} s")
+    assert _column_ids(fresh) == shown
+    assert _ndcg(_live_chips(fresh)["BM25 · first stage"]) == pytest.approx(expected_ndcg, abs=5e-4)
+
+    # a link to a corpus this server does not hold
+    fresh.goto(f"{server.url}/?corpus=c-00000000deadbeef&{view}&q=lift")
+    fresh.get_by_text("which this server does not hold", exact=False).wait_for()
+    assert fresh.locator(".rp-colhead").count() == 0
+    fresh.screenshot(path=str(ARTIFACTS / "10-compare-unknown-corpus.png"))
+    other.close()
     page.close()

@@ -28,8 +28,9 @@ from streamlit.testing.v1 import AppTest
 from rerank_core.benchmark import KEY_MEASURE
 from rerank_core.config import load_settings
 from rerank_core.corpus import load_beir
+from rerank_core.workspace import StoredCorpus, Workspace
 from ui import keys
-from ui.corpus_state import SPLIT_KEY, beir_splits, pick_split
+from ui.corpus_state import beir_splits, pick_split
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -63,12 +64,12 @@ def _no_exception(at: AppTest) -> None:
 
 
 def _upload(at: AppTest, name: str, data: bytes, split: str | None = None) -> AppTest:
-    at.switch_page("pages/corpus.py").run()
+    at.switch_page("views/corpus.py").run()
     _no_exception(at)
     at.file_uploader(key=keys.CORPUS_UPLOADS).set_value([(name, data, "application/zip")])
     at.run()
     if split is not None:
-        at.selectbox(key=SPLIT_KEY).select(split).run()
+        at.selectbox(key=keys.CORPUS_SPLIT).select(split).run()
     next(b for b in at.button if b.label == "Load files").click().run()
     _no_exception(at)
     return at
@@ -79,9 +80,13 @@ def _text(elements) -> str:
 
 
 def _sources(at: AppTest) -> list[str]:
-    at.switch_page("pages/benchmark.py").run()
+    at.switch_page("views/benchmark.py").run()
     _no_exception(at)
-    return list(at.radio(key="bench_source").options)
+    return list(at.radio(key=keys.BENCH_SOURCE).options)
+
+
+def _active(at: AppTest) -> StoredCorpus:
+    return Workspace(load_settings().data_dir).get(at.session_state[keys.ACTIVE_CORPUS])
 
 
 # -- fast: the upload brings its queries and qrels ---------------------------------------------------------
@@ -95,16 +100,16 @@ def test_a_beir_zip_brings_its_queries_and_qrels_to_the_benchmark_page(cranfield
     _upload(at, "cranfield.zip", cranfield_zip)
 
     # the corpus is the one the evaluate command reads (documents without text kept), named after the dataset
-    active = at.session_state[keys.ACTIVE_CORPUS]
+    active = _active(at)
     assert not active.is_sample and active.name == cranfield.name == "cranfield"
     assert active.corpus.fingerprint == cranfield.corpus.fingerprint and len(active.corpus) == 1400
     notice = _text(at.success)
     assert f"{len(cranfield.corpus):,} documents from cranfield.zip" in notice
-    assert f"{n_judgements:,} judgements on {n_judged:,} queries (qrels/test.tsv)" in notice
+    assert f"{n_judgements:,} judgements (qrels/test.tsv)" in notice
     came = _text(m for m in at.markdown if "Came with it" in m.value)
     assert f"{len(cranfield.queries):,} queries" in came and f"{n_judgements:,} judgements" in came
     assert "2 warnings" in came  # the two Cranfield abstracts with neither title nor text, kept
-    info = active.dataset
+    info = active.info
     assert (info.split, info.queries, info.judged_queries, info.judgements) == (
         "test",
         len(cranfield.queries),
@@ -113,16 +118,16 @@ def test_a_beir_zip_brings_its_queries_and_qrels_to_the_benchmark_page(cranfield
     )
 
     # the Benchmark page offers the dataset's qrels, and still does after visiting other pages
-    expected = f"Dataset qrels: cranfield ({n_judged})"
+    expected = f"Dataset qrels: cranfield, qrels/test.tsv ({n_judged})"
     assert _sources(at) == [expected]
-    at.switch_page("pages/labels.py").run()
+    at.switch_page("views/labels.py").run()
     _no_exception(at)
-    at.switch_page("pages/corpus.py").run()
+    at.switch_page("views/corpus.py").run()
     _no_exception(at)
     assert _sources(at) == [expected]
 
     # one click imports them into the label store, under the corpus id the Labels page uses
-    at.switch_page("pages/corpus.py").run()
+    at.switch_page("views/corpus.py").run()
     importer = next(b for b in at.button if b.label.startswith("Import "))
     assert importer.label == f"Import {n_judgements:,} judgements into the label store"
     importer.click().run()
@@ -131,14 +136,14 @@ def test_a_beir_zip_brings_its_queries_and_qrels_to_the_benchmark_page(cranfield
     from rerank_core.judgements import JudgementStore
 
     with JudgementStore(load_settings().resolved_db_url) as store:
-        assert store.qrels("cranfield") == cranfield.qrels
-        assert store.queries("cranfield") == {q: cranfield.queries[q] for q in cranfield.qrels}
+        assert store.qrels(active.id) == cranfield.qrels
+        assert store.queries(active.id) == {q: cranfield.queries[q] for q in cranfield.qrels}
     assert any(f"holds {n_judgements:,} judgements" in c.value for c in at.caption)
     # importing twice changes nothing
     next(b for b in at.button if b.label.startswith("Import ")).click().run()
     assert "(0 new or changed)" in _text(at.success)
     # the labels now appear as a query set of their own next to the dataset's qrels
-    assert _sources(at) == [f"Labelled queries ({n_judged})", expected]
+    assert _sources(at) == [expected, f"Labelled queries ({n_judged})"]
 
 
 def test_a_zip_whose_queries_cannot_be_read_loads_nothing(cranfield_dir):
@@ -147,15 +152,15 @@ def test_a_zip_whose_queries_cannot_be_read_loads_nothing(cranfield_dir):
     at.run()
     before = at.session_state[keys.ACTIVE_CORPUS]
     _upload(at, "broken.zip", bad)
-    assert at.session_state[keys.ACTIVE_CORPUS] is before and before.is_sample
+    assert at.session_state[keys.ACTIVE_CORPUS] == before and _active(at).is_sample
     assert "Nothing was loaded" in _text(at.error)
     problems = _text(at.markdown)
     assert "queries.jsonl" in problems and "is not valid UTF-8" in problems
     assert any("How to fix" in c.value for c in at.caption)
     # the previous corpus keeps its own qrels on the Benchmark page
-    sample = at.session_state[keys.ACTIVE_CORPUS].name
-    assert any(s.startswith(f"Dataset qrels: {sample} (") for s in _sources(at))
-    assert at.session_state[keys.ACTIVE_CORPUS] is before
+    sample = _active(at).name
+    assert any(s.startswith(f"Dataset qrels: {sample}") for s in _sources(at))
+    assert at.session_state[keys.ACTIVE_CORPUS] == before
 
 
 def test_a_zip_with_several_splits_lets_the_user_choose_one(cranfield_dir, cranfield):
@@ -168,13 +173,13 @@ def test_a_zip_with_several_splits_lets_the_user_choose_one(cranfield_dir, cranf
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     _upload(at, "cranfield.zip", data, split="dev")
-    info = at.session_state[keys.ACTIVE_CORPUS].dataset
+    info = _active(at).info
     n_dev = len(cranfield.qrels["1"]) + len(cranfield.qrels["2"])
     assert (info.split, info.judged_queries, info.judgements) == ("dev", 2, n_dev)
     assert info.splits == ("dev", "test")
-    warnings = at.session_state[keys.ACTIVE_CORPUS].warnings
+    warnings = _active(at).warnings
     assert any("no-such-doc" in w and "dev.tsv" in w for w in warnings)
-    assert _sources(at) == ["Dataset qrels: cranfield (2)"]
+    assert _sources(at) == ["Dataset qrels: cranfield, qrels/dev.tsv (2)"]
 
 
 def test_a_plain_document_zip_brings_no_qrels(cranfield_dir):
@@ -184,10 +189,10 @@ def test_a_plain_document_zip_brings_no_qrels(cranfield_dir):
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     _upload(at, "docs.zip", buf.getvalue())
-    active = at.session_state[keys.ACTIVE_CORPUS]
-    assert active.dataset is None and len(active.corpus) == 1398  # the plain reader skips the 2 empty ones
+    active = _active(at)
+    assert not active.queries and len(active.corpus) == 1398  # the plain reader skips the 2 empty ones
     assert not any("Came with it" in m.value for m in at.markdown)
-    at.switch_page("pages/benchmark.py").run()
+    at.switch_page("views/benchmark.py").run()
     _no_exception(at)
     assert any("nothing to benchmark" in i.value for i in at.info)
 
@@ -234,22 +239,22 @@ def test_the_benchmark_page_on_cranfield_matches_the_evaluate_command(
     at = AppTest.from_file(APP, default_timeout=1800)  # MiniLM encodes all 1,400 abstracts once (~50 s idle)
     at.run()
     _upload(at, "cranfield.zip", cranfield_zip)
-    at.switch_page("pages/benchmark.py").run()
+    at.switch_page("views/benchmark.py").run()
     _no_exception(at)
-    assert at.radio(key="bench_source").value == "Dataset qrels: cranfield (225)"
-    at.multiselect(key="bench_methods").set_value(["late-interaction"])
-    at.number_input(key="bench_depth").set_value(DEPTH)
-    at.number_input(key="bench_max_queries").set_value(N_QUERIES)
-    at.text_input(key="bench_sweep_depths").set_value(", ".join(str(d) for d in SWEEP))
+    assert at.radio(key=keys.BENCH_SOURCE).value == "Dataset qrels: cranfield, qrels/test.tsv (225)"
+    at.multiselect(key=keys.BENCH_METHODS).set_value(["late-interaction"])
+    at.number_input(key=keys.BENCH_DEPTH).set_value(DEPTH)
+    at.number_input(key=keys.BENCH_MAX_QUERIES).set_value(N_QUERIES)
+    at.text_input(key=keys.BENCH_SWEEP).set_value(", ".join(str(d) for d in SWEEP))
     at.run()
     _no_exception(at)
-    at.button(key="bench_run").click().run()
+    at.button(key=keys.BENCH_RUN).click().run()
     _no_exception(at)
 
     # the table
     table = next(df.value for df in at.dataframe if "p-value" in df.value.columns).set_index("method")
     assert list(table.index) == ["bm25", "late-interaction"]
-    bench = at.session_state["bench_result"]["bench"]
+    bench = at.session_state[keys.BENCH_RESULT]["bench"]
     assert bench.report.query_ids == [str(i) for i in range(1, N_QUERIES + 1)]
 
     # the same settings through the command line, in its own process

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from rerank_core.judgements import JudgementStore, query_id_for
 from rerank_core.types import RankedItem, RerankResult, ScoreScale
-from ui import labelling
+from ui import keys, labelling
 
 TIMEOUT = 60
 
@@ -84,11 +84,12 @@ def test_widget_values_for_stored_grades():
     assert labelling.option_for(4, known=True) is None  # an imported gain outside 0..3
 
 
-def test_corpus_ids():
-    assert labelling.corpus_id_for("docs.jsonl") == "docs.jsonl"
-    assert labelling.corpus_id_for("docs.jsonl", "token windows of 200", chunked=True) == (
-        "docs.jsonl [token windows of 200]"
-    )
+def test_live_metrics_equal_the_evaluate_path_on_ties():
+    """Equal scores: the order shown is the order scored (evaluate's run conversion keeps it)."""
+    items = tuple(RankedItem(doc_id=d, rank=i, score=1.0, first_stage_rank=i) for i, d in enumerate("zya", 1))
+    tied = RerankResult(method="t", scale=ScoreScale.LOGIT, items=items)
+    (row,) = labelling.live_metrics_rows({"z": 1}, {"t": tied}, k=1)
+    assert row["nDCG@1"] == 1.0  # "z" is shown first, and counted first, although "a" < "z"
 
 
 # -- the widgets: one judgement whatever column it is graded in ------------------------------------------
@@ -103,11 +104,12 @@ def _two_columns_app(db_url: str, query: str, doc_id: str) -> None:
     store = JudgementStore(db_url)
     judge = labelling.render_judge_input()
     labelling.show_notice()
+    ref = labelling.QueryRef("c1", store.resolve_query_id("c1", query), query)
     left, right = st.columns(2)
     with left:
-        labelling.render_grade_controls(store, "c1", query, doc_id, "col-a", judge=judge)
+        labelling.render_grade_controls(store, ref, doc_id, "col-a", judge=judge)
     with right:
-        labelling.render_grade_controls(store, "c1", query, doc_id, "col-b", judge=judge)
+        labelling.render_grade_controls(store, ref, doc_id, "col-b", judge=judge)
     labelling.render_undo(store, "c1", judge)
 
 
@@ -136,11 +138,11 @@ def test_one_grade_per_document_across_columns_and_undo(tmp_path):
     at.button_group[0].set_value(None).run()  # unselecting deletes nothing: the stored grade shows again
     assert [g.value for g in at.button_group] == [labelling.SKIP, labelling.SKIP]
 
-    at.button(key="lbl_undo").click().run()
+    at.button(key=keys.LBL_UNDO).click().run()
     assert [g.value for g in at.button_group] == ["2", "2"]  # the earlier grade is back
     assert any("now 2" in s.value for s in at.success)
 
-    at.text_input(key=labelling.JUDGE_KEY).set_value("alice").run()
+    at.text_input(key=keys.LBL_JUDGE).set_value("alice").run()
     assert [g.value for g in at.button_group] == [None, None]  # alice has not graded it
     at.button_group[0].set_value("3").run()
     with JudgementStore(url) as store:
@@ -186,7 +188,7 @@ def test_exports_round_trip_what_was_imported(tmp_path):
         assert labelling.export_judgements(store, "c", "trec") == trec
         beir = labelling.export_judgements(store, "c", "beir")
         assert beir.splitlines()[0] == "query-id\tcorpus-id\tscore"
-        assert labelling.parse_judgements_upload("x.tsv", beir.encode(), "beir").rows == [
+        assert [r[:5] for r in labelling.parse_judgements_upload("x.tsv", beir.encode(), "beir").rows] == [
             (q, d, g, "import", None) for q, d, g in (("q1", "d1", 2), ("q1", "d2", 0), ("q2", "d9", -1))
         ]
         csv_text = labelling.export_judgements(store, "c", "csv")

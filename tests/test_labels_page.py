@@ -14,13 +14,13 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
 from rerank_core.config import load_settings
-from rerank_core.judgements import JudgementStore, query_id_for
-from rerank_core.types import Corpus, Document
+from rerank_core.judgements import JudgementStore
+from rerank_core.types import Document
+from rerank_core.workspace import Chunking, StoredCorpus, Workspace, corpus_id
 from ui import keys, labelling
-from ui.corpus_state import ActiveCorpus
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "labels.py")
+PAGE = str(ROOT / "views" / "labels.py")
 TIMEOUT = 60
 
 DOCS = [
@@ -33,18 +33,18 @@ DOCS = [
     ),
 ]
 QUERY = "what is the bm25 ranking function"
+QUERY_ID = "t1"  # the corpus comes with this query, so the page offers it and grades it under this id
+CID = corpus_id(DOCS, Chunking())  # the id its labels are stored under
 
 
-def _active() -> ActiveCorpus:
-    corpus = Corpus(DOCS, name="tiny-docs")
-    return ActiveCorpus(
-        corpus=corpus, documents=tuple(DOCS), name="tiny-docs", origin="upload", example_queries=(QUERY,)
-    )
+def _active() -> StoredCorpus:
+    """The corpus the page works on, stored in this test's workspace."""
+    return Workspace(load_settings().data_dir).add(DOCS, name="tiny-docs", queries={QUERY_ID: QUERY})
 
 
 def _page() -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[keys.ACTIVE_CORPUS] = _active()
+    at.session_state[keys.ACTIVE_CORPUS] = _active().id
     return at
 
 
@@ -64,8 +64,7 @@ def _table(at: AppTest, column: str):
 
 
 def _grade_widget(at: AppTest, doc_id: str):
-    qid = query_id_for(QUERY)
-    return next(b for b in at.button_group if b.key == labelling.grade_key("lbl", qid, doc_id))
+    return next(b for b in at.button_group if b.key == keys.grade_key("lbl", QUERY_ID, doc_id))
 
 
 @pytest.fixture
@@ -115,18 +114,18 @@ def test_grading_moves_the_live_metrics_and_survives_a_restart():
 def test_import_a_qrels_file_and_export_the_same_judgements(downloads):
     trec = "q1 0 d0 2\nq1 0 d3 0\nq2 0 d4 1\nq2 0 d1 3\n"
     at = _page().run()
-    at.file_uploader(key="lbl_import_file").upload("qrels.txt", trec.encode(), "text/plain")
-    at.file_uploader(key="lbl_import_queries").upload(
+    at.file_uploader(key=keys.LBL_IMPORT_FILE).upload("qrels.txt", trec.encode(), "text/plain")
+    at.file_uploader(key=keys.LBL_IMPORT_QUERIES).upload(
         "queries.tsv", b"q1\tWhat is BM25?\nq2\tHow do rankers work?\n", "text/plain"
     )
     at.run()
-    at.button(key="lbl_import_go").click().run()
+    at.button(key=keys.LBL_IMPORT_GO).click().run()
     assert not at.exception and not at.error
     assert any("Imported 4 judgements of 2 queries" in s.value for s in at.success)
 
     with _store() as store:
-        assert store.qrels("tiny-docs") == {"q1": {"d0": 2, "d3": 0}, "q2": {"d4": 1, "d1": 3}}
-        assert store.queries("tiny-docs") == {"q1": "What is BM25?", "q2": "How do rankers work?"}
+        assert store.qrels(CID) == {"q1": {"d0": 2, "d3": 0}, "q2": {"d4": 1, "d1": 3}}
+        assert store.queries(CID) == {"q1": "What is BM25?", "q2": "How do rankers work?"}
     assert downloads["tiny-docs-qrels.txt"].decode() == trec
     beir = downloads["tiny-docs-qrels.tsv"].decode().splitlines()
     assert beir[0] == "query-id\tcorpus-id\tscore"
@@ -141,14 +140,14 @@ def test_import_a_qrels_file_and_export_the_same_judgements(downloads):
     table = _table(at, "relevant")  # labelled queries
     assert table["query id"].tolist() == ["q1", "q2"] and table["relevant"].tolist() == [1, 2]
 
-    at.button(key="lbl_undo").click().run()  # the sidebar judge's undo leaves the import alone
+    at.button(key=keys.LBL_UNDO).click().run()  # the sidebar judge's undo leaves the import alone
     with _store() as store:
-        assert len(store.qrels("tiny-docs")) == 2
-    at.button(key="lbl_undo_import").click().run()  # one import is one undo step
+        assert len(store.qrels(CID)) == 2
+    at.button(key=keys.LBL_UNDO_IMPORT).click().run()  # one import is one undo step
     assert not at.exception
     assert any("Undid the import (4 labels)" in s.value for s in at.success)
     with _store() as store:
-        assert store.qrels("tiny-docs") == {}
+        assert store.qrels(CID) == {}
     assert _table(at, "nDCG@10") is not None and not any(
         "relevant" in df.value.columns for df in at.dataframe
     )
@@ -156,20 +155,20 @@ def test_import_a_qrels_file_and_export_the_same_judgements(downloads):
 
 def test_a_bad_upload_names_the_file_and_line_and_imports_nothing():
     at = _page().run()
-    at.file_uploader(key="lbl_import_file").upload("broken.qrels", b"q1 0 d0 2\nq1 0 d3 x\n", "text/plain")
+    at.file_uploader(key=keys.LBL_IMPORT_FILE).upload("broken.qrels", b"q1 0 d0 2\nq1 0 d3 x\n", "text/plain")
     at.run()
-    at.button(key="lbl_import_go").click().run()
+    at.button(key=keys.LBL_IMPORT_GO).click().run()
     assert not at.exception
     (error,) = at.error
     assert r"broken\.qrels, line 2" in error.value and "nothing was imported" in error.value
     with _store() as store:
-        assert store.judgement_count("tiny-docs", include_skipped=True) == 0
+        assert store.judgement_count(CID, include_skipped=True) == 0
 
 
 def test_shadow_log_is_shown_and_exported(downloads):
     with _store() as store:
         store.log_run(
-            "tiny-docs",
+            CID,
             QUERY,
             "cross-encoder",
             first_stage="bm25",
@@ -177,7 +176,7 @@ def test_shadow_log_is_shown_and_exported(downloads):
             latency_ms=12.5,
             top=[("d0", 3.2), ("d4", 1.1)],
         )
-        store.log_run("tiny-docs", QUERY, "cohere", available=False, error="no key")
+        store.log_run(CID, QUERY, "cohere", available=False, error="no key")
     at = _page().run()
     assert not at.exception
     shadow = _table(at, "latency ms")
@@ -191,5 +190,5 @@ def test_shadow_log_is_shown_and_exported(downloads):
 def test_the_page_opens_on_the_sample_corpus():
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert at.selectbox(key="lbl_corpus_id").value  # the sample's corpus id
-    assert _metrics(at)["unjudged"] == 10
+    assert at.selectbox(key=keys.LBL_CORPUS_ID).value.startswith("c-")  # the sample's corpus id
+    assert _metrics(at)["shown"] == 10

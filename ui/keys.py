@@ -1,17 +1,18 @@
-"""Session-state keys, in one place. Widget keys bound to the URL are also query-parameter names.
+"""Every session-state key of the app, in one place.
 
-Page-specific keys carry the page's prefix (``cmp_`` compare, ``corpus_`` corpus); keys bound to the
-URL are short because they appear in shared links.
+Widget keys bound to the URL are also query-parameter names, so they are short (they appear in shared
+links). Page-specific keys carry the page's prefix: ``cmp_`` compare, ``corpus_`` corpus, ``bench_``
+benchmark, ``lbl_`` labels and the labelling component.
 """
 
 from __future__ import annotations
 
 # -- shared by every page ------------------------------------------------------------------------------
-ACTIVE_CORPUS = "active_corpus"  # ui.corpus_state.ActiveCorpus: what every page works on
+CORPUS = "corpus"  # URL parameter: the id of the stored corpus every page works on
+ACTIVE_CORPUS = "active_corpus"  # this session's corpus id (when the URL names none)
+SAMPLE_ID = "sample_corpus_id"  # the built-in sample's id, once stored
 CORPUS_NOTICE = "corpus_notice"  # (kind, message) shown once on the next run of the corpus page
 SECRET_PREFIX = "secret_"  # + secret name: password fields, this session only, never in the URL
-OPENAI_KEY = SECRET_PREFIX + "OPENAI_API_KEY"
-COHERE_KEY = SECRET_PREFIX + "COHERE_API_KEY"
 
 # -- compare page: widgets bound to the URL (the key is the query-parameter name) ---------------------
 Q = "q"
@@ -22,9 +23,40 @@ METHODS = "methods"
 MODEL_PREFIX = "model_"  # + method name, e.g. "model_cross-encoder"
 
 # -- compare page: session only ------------------------------------------------------------------------
-CMP_RESULTS = "cmp_results"  # dict: comparison key -> Comparison (a small LRU)
+CMP_LAST = "cmp_last"  # the comparison drawn last: {"first", "methods", "query_id", "first_stage", "depth"}
 CMP_HIGHLIGHT = "cmp_highlight"
 CMP_GRADE_MODE = "cmp_grade_mode"  # show the grade buttons under every row
+CMP_EXAMPLE = "cmp_example"  # the example-query pills
+CMP_PICK_QUERY = "cmp_pick_query"  # the corpus-query picker
+CMP_JUDGES = "cmp_judges"  # whose judgements the live metrics use
+
+# -- labelling component (any page that grades) -------------------------------------------------------
+LBL_JUDGE = "lbl_judge"  # the sidebar judge name (kept for the session across pages)
+LBL_NOTICE = "lbl_notice"  # (kind, message) left by a callback for the next run
+LBL_GRADE_PREFIX = "lbl_grade|"  # + column, query id, document id
+LBL_UNDO = "lbl_undo"
+LBL_EXPORT_PREFIX = "lbl_export_"  # + format
+
+# -- labels page -----------------------------------------------------------------------------------------
+LBL_CORPUS_ID = "lbl_corpus_id"
+LBL_QUERY = "lbl_query"
+LBL_FIRST_STAGE = "lbl_first_stage"
+LBL_K = "lbl_k"
+LBL_QUERIES_TABLE = "lbl_queries_table"
+LBL_FILTER_QUERY = "lbl_filter_query"
+LBL_JUDGEMENTS_TABLE = "lbl_judgements_table"
+LBL_IMPORT_FILE = "lbl_import_file"
+LBL_IMPORT_QUERIES = "lbl_import_queries"
+LBL_IMPORT_FORMAT = "lbl_import_format"
+LBL_IMPORT_JUDGE = "lbl_import_judge"
+LBL_IMPORT_GO = "lbl_import_go"
+LBL_UNDO_IMPORT = "lbl_undo_import"
+LBL_EXPORT_JUDGE = "lbl_export_judge"
+LBL_EXPORT_QUERIES = "lbl_export_queries"
+LBL_SHADOW_TABLE = "lbl_shadow_table"
+LBL_SHADOW_CSV = "lbl_shadow_csv"
+LBL_IMPORT_OUTCOME = "lbl_import_outcome"  # (kind, message, hint, warnings) of the last import
+LBL_LAST_IMPORT = "lbl_last_import"  # (corpus id, {judge: action id}) of the last import of this session
 
 # -- corpus page -----------------------------------------------------------------------------------------
 CORPUS_UPLOADS = "corpus_uploads"
@@ -33,6 +65,37 @@ CORPUS_CHUNK_SIZE = "corpus_chunk_size"
 CORPUS_CHUNK_OVERLAP = "corpus_chunk_overlap"
 CORPUS_CSV_PREFIX = "corpus_csv_"  # + role ("id", "title", "text")
 CORPUS_LAST_REPORT = "corpus_last_report"  # the last load's report, for the page to show
+CORPUS_SPLIT = "corpus_beir_split"  # the qrels split of a BEIR zip with several
+CORPUS_NAME = "corpus_name"  # the name given to an upload
+CORPUS_IMPORT_QRELS = "corpus_import_qrels"
+CORPUS_BUILD_WHICH = "corpus_build_which"
+CORPUS_BUILD = "corpus_build"
+CORPUS_TABLE = "corpus_table"  # the stored-corpora table (row selection)
+CORPUS_RENAME = "corpus_rename"
+CORPUS_DELETE_LABELS = "corpus_delete_labels"
+CORPUS_DELETE = "corpus_delete"
+CORPUS_OPEN = "corpus_open"
+CORPUS_USE_SAMPLE = "corpus_use_sample"
+
+# -- benchmark page ------------------------------------------------------------------------------------
+BENCH_RESULT = "bench_result"  # {"bench": Benchmark, "signature": tuple, "source": str}
+BENCH_CANCEL = "bench_cancel_requested"
+BENCH_SWEEP = "bench_sweep_depths"
+BENCH_SOURCE = "bench_source"
+BENCH_FIRST_STAGE = "bench_first_stage"
+BENCH_DEPTH = "bench_depth"
+BENCH_MAX_QUERIES = "bench_max_queries"
+BENCH_METHODS = "bench_methods"
+BENCH_MODEL_PREFIX = "bench_model_"  # + method name
+BENCH_RUN = "bench_run"
+BENCH_CANCEL_BUTTON = "bench_cancel"
+BENCH_UNAVAILABLE = "bench_unavailable"
+BENCH_TABLE = "bench_table"
+BENCH_SCATTER = "bench_scatter"
+BENCH_SWEEP_PLOT = "bench_sweep"
+BENCH_POLICY = "bench_policy"
+BENCH_DOWNLOAD_JSON = "bench_download_json"
+BENCH_DOWNLOAD_RUNS = "bench_download_runs"
 
 
 def model_key(method: str) -> str:
@@ -42,3 +105,7 @@ def model_key(method: str) -> str:
 def secret_key(name: str) -> str:
     """The session key of the password field of secret ``name`` (``OPENAI_API_KEY``)."""
     return SECRET_PREFIX + name
+
+
+def grade_key(column: str, query_id: str, doc_id: str) -> str:
+    return f"{LBL_GRADE_PREFIX}{column}|{query_id}|{doc_id}"

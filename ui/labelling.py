@@ -2,51 +2,51 @@
 
 How a grade is shared across columns
 ------------------------------------
-The store is the single source of truth. Every grading widget's key is built from
-``key_prefix``, the query id and the document id, and on every run, before the widget is drawn,
-its state is set from the store's current grade for (query, document, judge). A click writes the
-store in the widget's callback (before the page runs again), so the same document shown in several
-columns, each with its own widget (``key_prefix`` per column), always shows one grade: the stored
-one. There is never a grade per column.
+The store is the single source of truth. Every grading widget's key is built from the column, the
+query id and the document id, and on every run, before the widget is drawn, its state is set from the
+store's current grade for (query, document, judge). A click writes the store in the widget's callback
+(before the page runs again), so the same document shown in several columns, each with its own widget,
+always shows one grade: the stored one. There is never a grade per column.
 
 Streamlit refuses two widgets with the same key in one run, so a column-free page can instead call
-:func:`render_grading_panel`, which draws ONE control per document of the union of the shown
-lists (first appearance order). Both ways write the same single judgement per (query, document,
-judge).
+:func:`render_grading_panel`, which draws ONE control per document of the union of the shown lists
+(first appearance order). Both ways write the same single judgement per (query, document, judge).
+
+Query identity: a query's id comes from :meth:`JudgementStore.resolve_query_id`: a typed text that
+matches a dataset query (normalised) uses that query's id, so the dataset's imported judgements and
+hand grades of the same query count together.
 
 Grades: 0 not relevant, 1 partly relevant, 2 relevant, 3 perfect, or "skip" (seen, not decided).
 Unselecting a grade does not delete it (the store keeps history; use Undo): the widget shows the
 stored grade again. Imported grades outside 0..3 (Cranfield's 4, TREC's -1) are shown as text.
 
-Live metrics use :mod:`rerank_core.metrics` on the current judge's grades: an unjudged or skipped
-document counts as not relevant and is counted in the "unjudged" column.
+Live metrics are computed by :mod:`rerank_core.metrics` exactly as ``evaluate`` computes them (the
+same run conversion and tie-breaking), on the judgements of every person (imports included; LLM judges
+are left out): an unjudged or skipped document counts as not relevant and is counted as unjudged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import streamlit as st
 
-from rerank_core.config import Settings
 from rerank_core.errors import RerankError
-from rerank_core.judgements import DEFAULT_JUDGE, HAND_GRADES, JudgementStore, query_id_for
-from rerank_core.metrics import ndcg_at_k, precision_at_k, reciprocal_rank
+from rerank_core.judgements import DEFAULT_JUDGE, HAND_GRADES, JudgementStore
+from rerank_core.metrics import evaluate
+from rerank_core.trec import results_to_run
 from rerank_core.types import RerankResult
-
-# -- session-state keys of the labelling component (prefix ``lbl_``) -------------------------------------
-JUDGE_KEY = "lbl_judge"  # the sidebar judge name (kept for the session across pages)
-NOTICE_KEY = "lbl_notice"  # (kind, message) left by a callback for the next run
-GRADE_KEY_PREFIX = "lbl_grade|"
+from ui import keys
 
 SKIP = "skip"
 GRADE_OPTIONS: tuple[str, ...] = ("0", "1", "2", "3", SKIP)
 _SHORT = {"0": "0", "1": "1", "2": "2", "3": "3", SKIP: "skip"}
 LEGEND = "0 not relevant · 1 partly · 2 relevant · 3 perfect · skip = seen, not decided"
+LIVE_QUERY = "live"  # the query id under which one query's live metrics are computed
 
 
-# -- judge and store ------------------------------------------------------------------------------------
+# -- judge ----------------------------------------------------------------------------------------------
 
 
 def render_judge_input() -> str:
@@ -55,7 +55,7 @@ def render_judge_input() -> str:
         st.text_input(
             "Judge",
             value=DEFAULT_JUDGE,
-            key=JUDGE_KEY,
+            key=keys.LBL_JUDGE,
             persist_state="session",
             max_chars=255,
             help="Your labels are stored under this name. Several judges can label the same results.",
@@ -65,50 +65,32 @@ def render_judge_input() -> str:
 
 def current_judge() -> str:
     """The judge of this session (``"default"`` when the field is empty)."""
-    value = st.session_state.get(JUDGE_KEY)
+    value = st.session_state.get(keys.LBL_JUDGE)
     return value.strip() if isinstance(value, str) and value.strip() else DEFAULT_JUDGE
-
-
-@st.cache_resource(show_spinner=False)
-def _store(url: str) -> JudgementStore:
-    return JudgementStore(url)
-
-
-def open_store(settings: Settings) -> JudgementStore:
-    """The process-wide judgement store of the configured database (raises ConfigError if unusable).
-
-    The store holds no state of its own besides its database engine (every read goes to the
-    database), so sharing one object between sessions is safe."""
-    return _store(settings.resolved_db_url)
-
-
-def corpus_id_for(name: str, chunk_description: str = "", chunked: bool = False) -> str:
-    """The id under which labels of a corpus are stored: its name, plus the chunking if chunked.
-
-    Chunked corpora get their own id because chunk ids differ from document ids; the command line's
-    ``--corpus`` takes the same id (shown on the Labels page)."""
-    base = name.strip() or "corpus"
-    return f"{base} [{chunk_description}]" if chunked and chunk_description else base
-
-
-def active_corpus_id(active) -> str:
-    """:func:`corpus_id_for` of a ``ui.corpus_state.ActiveCorpus``."""
-    return corpus_id_for(active.name, active.chunking.describe(), active.chunking.mode != "none")
 
 
 def show_notice() -> None:
     """Show (once) what the last grading or undo callback left."""
-    notice = st.session_state.pop(NOTICE_KEY, None)
+    notice = st.session_state.pop(keys.LBL_NOTICE, None)
     if notice:
         kind, message = notice
         getattr(st, kind if kind in ("success", "error", "warning", "info") else "info")(message)
 
 
 def _notice(kind: str, message: str) -> None:
-    st.session_state[NOTICE_KEY] = (kind, message)
+    st.session_state[keys.LBL_NOTICE] = (kind, message)
 
 
 # -- grading ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueryRef:
+    """The query being graded: its id in the store, its text, and the corpus id."""
+
+    corpus_id: str
+    query_id: str
+    text: str
 
 
 def option_for(grade: int | None, known: bool) -> str | None:
@@ -120,30 +102,23 @@ def option_for(grade: int | None, known: bool) -> str | None:
     return str(grade) if grade in HAND_GRADES else None
 
 
-def grade_key(key_prefix: str, query_id: str, doc_id: str) -> str:
-    return f"{GRADE_KEY_PREFIX}{key_prefix}|{query_id}|{doc_id}"
-
-
-def _on_grade(
-    store: JudgementStore, corpus_id: str, query_text: str, doc_id: str, key: str, judge: str
-) -> None:
+def _on_grade(store: JudgementStore, ref: QueryRef, doc_id: str, key: str, judge: str) -> None:
     value = st.session_state.get(key)
     if value is None:
         return  # unselected: the stored grade stays and is shown again on this run
     grade = None if value == SKIP else int(value)
     try:
-        qid = store.add_query(corpus_id, query_text)
-        store.set_grade(corpus_id, qid, doc_id, grade, judge=judge)
+        store.add_query(ref.corpus_id, ref.text, query_id=ref.query_id)
+        store.set_grade(ref.corpus_id, ref.query_id, doc_id, grade, judge=judge)
     except RerankError as exc:
         _notice("error", f"The label was not saved: {exc}")
 
 
 def render_grade_controls(
     store: JudgementStore,
-    corpus_id: str,
-    query_text: str,
+    ref: QueryRef,
     doc_id: str,
-    key_prefix: str,
+    column: str,
     *,
     judge: str | None = None,
     grades: Mapping[str, int | None] | None = None,
@@ -151,18 +126,16 @@ def render_grade_controls(
 ) -> int | None | str:
     """A 0/1/2/3/skip control for one shown document; returns the stored grade (``"unlabelled"`` if none).
 
-    ``key_prefix`` makes the widget key unique per place (e.g. per column); every widget of the
-    same (query, document) shows the one stored grade (see the module docstring). ``grades`` is
-    the judge's current grades of this query if the caller already read them (saves a query).
-    Call it at most once per ``key_prefix`` and document in a run.
+    ``column`` makes the widget key unique per place; every widget of the same (query, document) shows
+    the one stored grade of this judge. ``grades`` is the judge's current grades of this query if the
+    caller already read them (saves a query). Call it at most once per column and document in a run.
     """
     judge = judge or current_judge()
-    qid = query_id_for(query_text)
     if grades is None:
-        grades = store.grades(corpus_id, qid, judge=judge)
+        grades = store.grades(ref.corpus_id, ref.query_id, judge=judge)
     known = doc_id in grades
     stored = grades.get(doc_id)
-    key = grade_key(key_prefix, qid, doc_id)
+    key = keys.grade_key(column, ref.query_id, doc_id)
     st.session_state[key] = option_for(stored, known)  # the store decides what the widget shows
     st.segmented_control(
         label,
@@ -170,7 +143,7 @@ def render_grade_controls(
         format_func=lambda o: _SHORT[o],
         key=key,
         on_change=_on_grade,
-        args=(store, corpus_id, query_text, doc_id, key, judge),
+        args=(store, ref, doc_id, key, judge),
         label_visibility="collapsed",
         help=LEGEND,
     )
@@ -198,16 +171,15 @@ def union_of_shown(results: Sequence[RerankResult], k: int) -> list[str]:
 
 def render_grading_panel(
     store: JudgementStore,
-    corpus_id: str,
-    query_text: str,
+    ref: QueryRef,
     docs: Sequence[ShownDoc],
-    key_prefix: str = "panel",
+    column: str = "panel",
     *,
     judge: str | None = None,
 ) -> None:
     """One grading row per document (the union of the shown lists): title, snippet and the control."""
     judge = judge or current_judge()
-    grades = store.grades(corpus_id, query_id_for(query_text), judge=judge)
+    grades = store.grades(ref.corpus_id, ref.query_id, judge=judge)
     st.caption(f"Grades: {LEGEND}. One grade per document, whichever list shows it.")
     for doc in docs:
         left, right = st.columns([3, 2], vertical_alignment="center")
@@ -216,9 +188,7 @@ def render_grading_panel(
             if doc.text:
                 st.caption(_md(_snippet(doc.text)))
         with right:
-            render_grade_controls(
-                store, corpus_id, query_text, doc.doc_id, key_prefix, judge=judge, grades=grades
-            )
+            render_grade_controls(store, ref, doc.doc_id, column, judge=judge, grades=grades)
 
 
 def _on_undo(store: JudgementStore, corpus_id: str, judge: str) -> None:
@@ -254,35 +224,24 @@ def render_undo(
 def live_metrics_rows(
     grades: Mapping[str, int | None], results: Mapping[str, RerankResult], k: int
 ) -> list[dict]:
-    """Per method: nDCG@k, P@k and RR@k of its order against the graded documents, and how many
-    of its shown top ``k`` are unjudged (skipped or unlabelled: not relevant for the metrics)."""
+    """Per order: nDCG@k, P@k and RR@k against the graded documents, computed as ``evaluate`` computes
+    them (the order's scores as a run, trec_eval's tie-breaking), and how many of its shown top ``k``
+    have no grade (skipped or unlabelled: not relevant for the metrics)."""
     judged = {d: g for d, g in grades.items() if g is not None}
+    measures = [f"nDCG@{k}", f"P@{k}", f"RR@{k}"]
     rows = []
     for method, res in results.items():
         shown = res.ids[:k]
-        if not shown:
-            rows.append(
-                {
-                    "method": method,
-                    f"nDCG@{k}": None,
-                    f"P@{k}": None,
-                    f"RR@{k}": None,
-                    "unjudged": None,
-                    "shown": 0,
-                }
-            )
-            continue
-        ranking = res.ids
-        rows.append(
-            {
-                "method": method,
-                f"nDCG@{k}": ndcg_at_k(ranking, judged, k),
-                f"P@{k}": precision_at_k(ranking, judged, k),
-                f"RR@{k}": reciprocal_rank(ranking, judged, k),
-                "unjudged": sum(1 for d in shown if d not in judged),
-                "shown": len(shown),
-            }
-        )
+        row: dict = {"method": method, **dict.fromkeys(measures), "unjudged": None, "shown": len(shown)}
+        if shown and judged:
+            run = results_to_run({LIVE_QUERY: res})
+            values = evaluate(run, {LIVE_QUERY: judged}, measures)
+            row.update({m: values[m][LIVE_QUERY] for m in measures})
+        elif shown:
+            row.update(dict.fromkeys(measures, 0.0))
+        if shown:
+            row["unjudged"] = sum(1 for d in shown if d not in judged)
+        rows.append(row)
     return rows
 
 
@@ -296,28 +255,21 @@ def live_chip(grades: Mapping[str, int | None], result: RerankResult, k: int) ->
     if row["unjudged"]:
         text += f" · {row['unjudged']} unjudged"
     title = (
-        f"From your labels on this query: nDCG@{k} {ndcg:.3f}, P@{k} {row[f'P@{k}']:.3f}, "
+        f"From the judgements of this query: nDCG@{k} {ndcg:.3f}, P@{k} {row[f'P@{k}']:.3f}, "
         f"RR@{k} {row[f'RR@{k}']:.3f}; {row['unjudged']} of the {row['shown']} shown have no grade"
     )
     return text, title, ndcg == 0
 
 
 def render_live_metrics(
-    store: JudgementStore,
-    corpus_id: str,
-    query_text: str,
     results: Mapping[str, RerankResult],
     k: int,
-    *,
-    judge: str | None = None,
-    grades: Mapping[str, int | None] | None = None,
+    grades: Mapping[str, int | None],
+    judges: Sequence[str] = (),
 ) -> list[dict]:
     """The live metrics table of one query (see :func:`live_metrics_rows`); returns its rows.
 
-    ``grades`` are the judge's current grades of this query if the caller already read them."""
-    judge = judge or current_judge()
-    if grades is None:
-        grades = store.grades(corpus_id, query_id_for(query_text), judge=judge)
+    ``grades`` are the merged judgements the metrics rest on, ``judges`` who gave them."""
     rows = live_metrics_rows(grades, results, k)
     n_rel = sum(1 for g in grades.values() if g is not None and g >= 1)
     st.dataframe(
@@ -339,9 +291,10 @@ def render_live_metrics(
         },
     )
     graded = sum(1 for g in grades.values() if g is not None)
+    who = ", ".join(_md(j) for j in judges) if judges else "nobody yet"
     st.caption(
-        f"From {graded} grade(s) by judge **{_md(judge)}** on this query ({n_rel} relevant). Unjudged and "
-        "skipped documents count as not relevant, so the figures rise as you label."
+        f"From {graded} judgement(s) of this query ({n_rel} relevant) by {who}. Unjudged and skipped "
+        "documents count as not relevant, so the figures rise as you label."
     )
     return rows
 
@@ -369,28 +322,31 @@ class UploadError(RerankError):
 
 @dataclass
 class ParsedUpload:
-    """What an uploaded judgements file holds, read completely before anything is written."""
+    """What an uploaded judgements file holds, read completely before anything is written.
 
-    rows: list[tuple[str, str, int | None, str, object]]
+    ``rows`` are ``(query_id, doc_id, grade, judge, created_at, rationale)`` for
+    :meth:`JudgementStore.import_judgements`."""
+
+    rows: list[tuple]
     queries: dict[str, str]
     file: str
     fmt: str
     warnings: list[str]
+    tags: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def query_count(self) -> int:
         return len({r[0] for r in self.rows})
 
 
-def _as_upload_error(exc: RerankError, tmp_path: str, name: str) -> UploadError:
-    """The core's error for a temporary copy, told with the uploaded file's name."""
+def _as_upload_error(exc: RerankError, name: str) -> UploadError:
+    """The core's error, told with the uploaded file's name and line (shown apart from the message)."""
     from rerank_core.errors import CorpusFormatError
 
-    message = exc.message.replace(tmp_path, name)
     line = exc.line if isinstance(exc, CorpusFormatError) else None
-    prefix = f"{name}, line {line}: " if line is not None else f"{name}: "
-    if message.startswith(prefix):
-        message = message[len(prefix) :]
+    message = exc.message
+    for prefix in (f"{name}, line {line}: ", f"{name}: "):
+        message = message.removeprefix(prefix)
     return UploadError(message, file=name, line=line, hint=exc.hint)
 
 
@@ -400,101 +356,78 @@ def parse_judgements_upload(
     fmt: str = "auto",
     judge: str | None = None,
     queries_upload: tuple[str, bytes] | None = None,
-    split: str = "test",
+    split: str | None = None,
 ) -> ParsedUpload:
-    """Read an uploaded TREC qrels, BEIR qrels TSV, judgements CSV or BEIR dataset .zip.
+    """Read an uploaded TREC qrels, BEIR qrels TSV, judgements CSV or BEIR dataset .zip, with the core's
+    readers (the ones ``python -m rerank_core labels import`` uses), straight from the bytes. Raises
+    :class:`UploadError` naming the uploaded file and line; nothing is written here."""
+    from pathlib import PurePath
 
-    Uses the same readers as ``python -m rerank_core labels import``. Raises :class:`UploadError`
-    naming the uploaded file and line; nothing is written here."""
-    import tempfile
-    from pathlib import Path
-
-    from rerank_core import labels_cli, trec
     from rerank_core.judgements import IMPORT_JUDGE
+    from rerank_core.readers import read_beir, read_qrels, read_queries
 
-    safe = Path(name).name or "upload"
+    safe = PurePath(name).name or "upload"
     if fmt not in IMPORT_FORMATS:
         raise UploadError(
             f"unknown format {fmt!r}", file=safe, hint=f"choose one of {', '.join(IMPORT_FORMATS)}"
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / safe
-        path.write_bytes(data)
-        warnings: list[str] = []
-        queries: dict[str, str] = {}
+    queries: dict[str, str] = {}
+    tags: dict[str, tuple[str, ...]] = {}
+    try:
+        if safe.lower().endswith(".zip"):
+            beir = read_beir(data, split=split, require_qrels=True, name=safe)
+            used = "beir-zip"
+            rows: list[tuple] = [
+                (q, d, g, judge or IMPORT_JUDGE, None, None)
+                for q, docs in beir.dataset.qrels.items()
+                for d, g in docs.items()
+            ]
+            queries = {q: beir.dataset.queries[q] for q in beir.dataset.qrels if q in beir.dataset.queries}
+            tags = dict(beir.tags)
+            warnings = [str(w) for w in beir.warnings]
+        else:
+            found = read_qrels(data, name=safe, fmt=fmt)
+            used, rows, warnings = (
+                found.fmt,
+                list(found.import_rows(judge=judge)),
+                [str(w) for w in found.warnings],
+            )
+    except RerankError as exc:
+        raise _as_upload_error(exc, safe) from None
+    if queries_upload is not None:
+        qname = PurePath(queries_upload[0]).name or "queries"
         try:
-            if safe.lower().endswith(".zip"):
-                from rerank_core.corpus import load_beir_report
-
-                dataset, found = load_beir_report(path, split=split)
-                used = "beir-zip"
-                rows = [
-                    (q, d, g, judge or IMPORT_JUDGE, None)
-                    for q, docs in dataset.qrels.items()
-                    for d, g in docs.items()
-                ]
-                queries = {q: dataset.queries[q] for q in dataset.qrels if q in dataset.queries}
-                warnings = [str(w).replace(str(path), safe) for w in found]
-            else:
-                used = labels_cli.detect_format(path) if fmt == "auto" else fmt
-                if used == "csv":
-                    rows = list(labels_cli.read_csv_judgements(path, judge=judge))
-                else:
-                    qrels = trec.read_beir_qrels(path) if used == "beir" else trec.read_trec_qrels(path)
-                    rows = [
-                        (q, d, g, judge or IMPORT_JUDGE, None)
-                        for q, docs in qrels.items()
-                        for d, g in docs.items()
-                    ]
+            more = read_queries(queries_upload[1], name=qname)
         except RerankError as exc:
-            raise _as_upload_error(exc, str(path), safe) from None
-        if queries_upload is not None:
-            qname = Path(queries_upload[0]).name or "queries"
-            qpath = Path(tmp) / ("q-" + qname)
-            qpath.write_bytes(queries_upload[1])
-            try:
-                queries.update(labels_cli.read_queries(qpath))
-            except RerankError as exc:
-                raise _as_upload_error(exc, str(qpath), qname) from None
+            raise _as_upload_error(exc, qname) from None
+        queries.update(more.queries)
+        tags.update(more.tags)
+        warnings += [str(w) for w in more.warnings]
     if not rows:
         raise UploadError(
             "holds no judgements", file=safe, hint="check that this is a qrels or judgements file"
         )
-    return ParsedUpload(rows=rows, queries=queries, file=safe, fmt=used, warnings=warnings)
+    return ParsedUpload(rows=rows, queries=queries, file=safe, fmt=used, warnings=warnings, tags=tags)
 
 
 def export_judgements(store: JudgementStore, corpus_id: str, fmt: str, judge: str | None = None) -> str:
     """The current judgements as text in ``fmt`` (``trec``, ``beir`` or ``csv``), as the command line writes them."""
-    import io
-    import tempfile
-    from pathlib import Path
-
-    from rerank_core import labels_cli, trec
+    from rerank_core.readers import write_judgements_csv, write_qrels
 
     if fmt == "csv":
-        buf = io.StringIO()
-        labels_cli.write_csv_judgements(buf, store.judgements(corpus_id, judge=judge))
-        return buf.getvalue()
-    writer = {"trec": trec.write_trec_qrels, "beir": trec.write_beir_qrels}.get(fmt)
-    if writer is None:
+        return write_judgements_csv(store.judgements(corpus_id, judge=judge))
+    if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}")
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "qrels"
-        try:
-            path = writer(target, store.qrels(corpus_id, judge=judge))
-        except RerankError as exc:
-            raise _as_upload_error(exc, str(target), f"{EXPORT_FORMATS[fmt]} export") from None
-        return path.read_text(encoding="utf-8")
+    try:
+        return write_qrels(fmt, store.qrels(corpus_id, judge=judge), name=f"{EXPORT_FORMATS[fmt]} export")
+    except RerankError as exc:
+        raise _as_upload_error(exc, f"{EXPORT_FORMATS[fmt]} export") from None
 
 
 def export_queries(store: JudgementStore, corpus_id: str) -> str:
-    import io
+    from rerank_core.readers import write_queries_jsonl
 
-    from rerank_core.labels_cli import write_queries_jsonl
-
-    buf = io.StringIO()
-    write_queries_jsonl(buf, store.queries(corpus_id))
-    return buf.getvalue()
+    return write_queries_jsonl(store.queries(corpus_id), store.tags(corpus_id))
 
 
 # -- small text functions --------------------------------------------------------------------------------

@@ -1,95 +1,109 @@
-"""The methods the compare page offers, with their real default models and short descriptions."""
+"""The methods the pages offer, read from the registry (titles, descriptions, defaults live on the
+backend classes; nothing about a method is written here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from rerank_core.config import Settings
-from rerank_core.types import MethodSpec
+from rerank_core.registry import method_info, methods, reranker_class
+from rerank_core.types import FIRST_STAGE_KIND, RERANKER_KIND, MethodInfo, MethodSpec
 
-FIRST_STAGES = ("bm25", "dense", "hybrid")
-FIRST_STAGE_LABELS = {"bm25": "BM25", "dense": "Dense (MiniLM)", "hybrid": "Hybrid (RRF)"}
-
-
-@dataclass(frozen=True)
-class MethodInfo:
-    name: str
-    title: str
-    blurb: str
-    fallback_model: str  # shown when the backend module cannot be imported; "" = chosen automatically
-    local: bool = True
-
-
-METHODS: dict[str, MethodInfo] = {
-    m.name: m
-    for m in (
-        MethodInfo(
-            "late-interaction",
-            "Late interaction",
-            "MaxSim over the MiniLM token embeddings: zero-shot, not a trained ColBERT",
-            "sentence-transformers/all-MiniLM-L6-v2",
-        ),
-        MethodInfo(
-            "bi-encoder",
-            "Bi-encoder",
-            "cosine of MiniLM sentence embeddings: query and passage encoded apart",
-            "sentence-transformers/all-MiniLM-L6-v2",
-        ),
-        MethodInfo(
-            "cross-encoder",
-            "Cross-encoder",
-            "query and passage read together",
-            "cross-encoder/ms-marco-MiniLM-L-6-v2",
-        ),
-        MethodInfo("flashrank", "FlashRank", "ONNX cross-encoder on CPU", "ms-marco-TinyBERT-L-2-v2"),
-        MethodInfo("colbert", "ColBERT", "trained late interaction (RAGatouille)", "colbert-ir/colbertv2.0"),
-        MethodInfo(
-            "llm",
-            "LLM",
-            "pointwise 0-10 grades by an OpenAI-compatible model; 'smollm2' runs a small local model",
-            "gpt-4o-mini",
-        ),
-        MethodInfo("cohere", "Cohere Rerank", "hosted API, needs COHERE_API_KEY", "rerank-v3.5", local=False),
-    )
-}
+#: the local first stages the pages offer (engines need settings: they are offered once configured)
+LOCAL_FIRST_STAGES = ("bm25", "dense", "hybrid")
+#: rerankers preselected on the compare page (every offline-capable one except the slow local LLM)
 DEFAULT_METHODS = ("bi-encoder", "late-interaction", "cross-encoder", "flashrank", "colbert", "llm")
-# executed last, so the fast local columns appear first (all methods still get the same candidates)
-SLOW_METHODS = ("llm", "cohere")
+
+
+def first_stages(settings: Settings | None = None) -> list[str]:
+    """The first stages to offer: the local ones, then every engine configured in ``[methods.<name>]``."""
+    out = [m.name for m in methods(FIRST_STAGE_KIND) if m.name in LOCAL_FIRST_STAGES]
+    if settings is not None:
+        out += [
+            m.name
+            for m in methods(FIRST_STAGE_KIND)
+            if not m.needs_index and m.name not in out and settings.method_options(m.name)
+        ]
+    return out
+
+
+def rerankers() -> list[str]:
+    return [m.name for m in methods(RERANKER_KIND)]
+
+
+def info(name: str) -> MethodInfo | None:
+    """The metadata of a method, None when its backend cannot be imported here."""
+    try:
+        return method_info(name)
+    except Exception:  # noqa: BLE001 - a backend that is not installed: the page says so in its column
+        return None
+
+
+def title(spec: str) -> str:
+    found = info(spec)
+    return found.title if found is not None else MethodSpec.parse(spec).name
+
+
+def first_stage_title(name: str) -> str:
+    found = info(name)
+    if found is None:
+        return name
+    model = MethodSpec.parse(name).model
+    return found.title + (f" ({model})" if model else "")
+
+
+def description(spec: str) -> str:
+    found = info(spec)
+    return found.description if found is not None else ""
 
 
 def class_default(name: str) -> str | None:
     """The backend's own default model, None when it chooses one itself (or cannot be imported)."""
     try:
-        from rerank_core.registry import reranker_class
-
         return reranker_class(name).default_model
     except Exception:  # noqa: BLE001 - a backend that is not installed yet
         return None
 
 
-def default_model(name: str, settings: Settings | None = None) -> str:
-    """The model shown in a method's box: the backend's default, the configured hosted model, or the
-    documented id when the backend cannot be imported."""
-    settings = settings or Settings()
-    if name == "llm":
-        return settings.openai_model  # the hosted default; "smollm2" runs the local model
-    if name == "cohere":
-        return class_default(name) or settings.cohere_model
-    return class_default(name) or (METHODS[name].fallback_model if name in METHODS else "")
+def default_model(name: str, settings: Settings) -> str:
+    """The model shown in a method's box: the backend's default under these settings."""
+    try:
+        return reranker_class(name).default_model_for(settings) or ""
+    except Exception:  # noqa: BLE001 - a backend that is not installed yet
+        return ""
 
 
 def spec_for(name: str, model: str | None) -> str:
-    """``name`` when the backend's own default is meant (stable cache keys, short URLs), else ``name:model``.
-
-    An empty box means the backend's default; for the LLM an empty box lets the backend choose
-    (the configured OpenAI model with a key, else the local SmolLM2).
-    """
+    """``name`` when the backend's own default is meant (stable cache keys, short URLs), else ``name:model``."""
     model = (model or "").strip()
     if not model or model == class_default(name):
         return name
     return str(MethodSpec(name=name, model=model))
 
 
-def execution_order(specs: list[str]) -> list[str]:
-    """Fast local methods first, slow and hosted ones last; otherwise the chosen order."""
-    return sorted(specs, key=lambda s: MethodSpec.parse(s).name in SLOW_METHODS)
+def execution_order(specs: Sequence[str]) -> list[str]:
+    """Fast local methods first, hosted (and LLM) ones last; otherwise the chosen order (every method still
+    gets the same candidates)."""
+
+    def slow(spec: str) -> bool:
+        found = info(spec)
+        return found is not None and found.hosted
+
+    return sorted(specs, key=slow)
+
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "LOCAL_FIRST_STAGES",
+    "RERANKER_KIND",
+    "class_default",
+    "default_model",
+    "description",
+    "execution_order",
+    "first_stage_title",
+    "first_stages",
+    "info",
+    "rerankers",
+    "spec_for",
+    "title",
+]

@@ -15,33 +15,26 @@ from rerank_core.analysis import DEFAULT_DEPTHS, KNEE_TOLERANCE
 from rerank_core.benchmark import KEY_MEASURE, labelled_dataset, qrels_coverage, run_benchmark
 from rerank_core.errors import RerankError
 from rerank_core.progress import Cancelled
-from rerank_core.registry import RERANKERS, RETRIEVERS
+from rerank_core.registry import RERANKERS
 from rerank_core.types import Dataset, MethodSpec
 from ui import benchmark_view as view
-from ui import labelling, page, render, resources
-from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES, METHODS, default_model, spec_for
-from ui.nav import run_inside_app
+from ui import keys, methods, page, render, resources
 
-# session keys of this page (prefix ``bench_``)
-RESULT = "bench_result"  # {"bench": Benchmark, "signature": tuple, "source": str}
-CANCEL = "bench_cancel_requested"
-NOTICE = "bench_notice"
+RESULT = keys.BENCH_RESULT
+CANCEL = keys.BENCH_CANCEL
 DEFAULT_DEPTH = 50
 DEFAULT_MAX_QUERIES = 50
 DEFAULT_METHODS = ("late-interaction", "cross-encoder")
 
-run_inside_app()
 render.inject_css()
 st.title("Benchmark")
 
 settings = page.settings_or_stop()
-active = page.corpus_or_stop()
+active = page.corpus_or_stop(settings)
 corpus = active.corpus
-corpus_id = labelling.active_corpus_id(active)
-st.caption(
-    f"Corpus **{render.md_escape(active.name)}** · {len(corpus):,} "
-    f"{'chunks' if active.chunking.mode != 'none' else 'documents'} · label id {labelling.code(corpus_id)}"
-)
+corpus_id = active.id
+runtime = resources.runtime()
+st.caption(page.corpus_caption(active))
 
 # -- sidebar: the depth sweep -----------------------------------------------------------------------------
 with st.sidebar:
@@ -49,7 +42,7 @@ with st.sidebar:
     sweep_text = st.text_input(
         "Candidates to rerank (comma-separated)",
         value=", ".join(str(d) for d in DEFAULT_DEPTHS),
-        key="bench_sweep_depths",
+        key=keys.BENCH_SWEEP,
         help="nDCG@10 is measured when only the first stage's top d are reranked, for each d "
         f"(capped at the corpus size, {len(corpus):,}).",
     )
@@ -63,21 +56,20 @@ with st.sidebar:
 sources: dict[str, Dataset] = {}
 store_problem: str | None = None
 try:
-    store = labelling.open_store(settings)
-    stored_qrels = store.qrels(corpus_id)
+    store = resources.label_store(settings)
+    stored_qrels = store.qrels(corpus_id, people_only=True)
     stored_queries = store.queries(corpus_id)
 except RerankError as exc:
     stored_qrels, stored_queries = {}, {}
     store_problem = str(exc)
 labelled = labelled_dataset(stored_queries, stored_qrels, corpus, f"{active.name} (labels)")
+if active.metric_qrels:  # the dataset's own judgements first: what a dataset is benchmarked on
+    ds = active.dataset()
+    if ds.judged_query_ids:
+        split = f", qrels/{active.info.split}.tsv" if active.info.split else ""
+        sources[f"Dataset qrels: {active.name}{split} ({len(ds.judged_query_ids)})"] = ds
 if labelled.judged_query_ids:
     sources[f"Labelled queries ({len(labelled.judged_query_ids)})"] = labelled
-shipped = view.dataset_judgements(active)
-if shipped is not None:
-    name, queries, qrels = shipped
-    ds = Dataset(name=name, corpus=corpus, queries=queries, qrels=qrels)
-    if ds.judged_query_ids:
-        sources[f"Dataset qrels: {name} ({len(ds.judged_query_ids)})"] = ds
 
 if not sources:
     st.info(
@@ -90,7 +82,7 @@ if not sources:
         st.caption(f"The judgement store could not be read: {render.md_escape(store_problem)}")
     st.stop()
 
-source = st.radio("Queries", list(sources), key="bench_source", horizontal=True)
+source = st.radio("Queries", list(sources), key=keys.BENCH_SOURCE, horizontal=True)
 dataset = sources[source]
 unrunnable = len(labelled.qrels) - len(labelled.judged_query_ids) if dataset is labelled else 0
 if unrunnable:
@@ -99,11 +91,7 @@ found, judged = qrels_coverage(dataset)
 if judged and found < 0.5 * judged:
     st.warning(
         f"Only {found} of the {judged} judged documents are in the corpus in use"
-        + (
-            " (it is chunked, and the judgements name whole documents)"
-            if active.chunking.mode != "none"
-            else ""
-        )
+        + (" (it is chunked, and the judgements name whole documents)" if active.chunking.enabled else "")
         + ": the metrics will be low for that reason alone.",
         icon=":material/warning:",
     )
@@ -111,13 +99,14 @@ if judged and found < 0.5 * judged:
 # -- settings -----------------------------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
 with c1:
+    first_stages = methods.first_stages(settings)
     first_stage = (
         st.segmented_control(
             "First stage",
-            FIRST_STAGES,
+            first_stages,
             default="bm25",
-            format_func=lambda s: FIRST_STAGE_LABELS.get(s, s),
-            key="bench_first_stage",
+            format_func=methods.first_stage_title,
+            key=keys.BENCH_FIRST_STAGE,
             required=True,
         )
         or "bm25"
@@ -130,7 +119,7 @@ with c2:
             max_value=1000,
             value=DEFAULT_DEPTH,
             step=10,
-            key="bench_depth",
+            key=keys.BENCH_DEPTH,
             help="Every reranker gets the first stage's same top N for each query.",
         )
     )
@@ -142,41 +131,42 @@ with c3:
                 "Max queries",
                 min_value=1,
                 value=min(DEFAULT_MAX_QUERIES, n_judged),
-                key="bench_max_queries",
+                key=keys.BENCH_MAX_QUERIES,
                 help=f"The first N of the {n_judged} judged queries.",
             )
         ),
         n_judged,
     )
 
-options = [s for s in FIRST_STAGES if s != first_stage] + list(METHODS)
+rerankers = methods.rerankers()
+options = [s for s in first_stages if s != first_stage] + rerankers
 m1, m2 = st.columns([3, 1], vertical_alignment="bottom")
 with m1:
     chosen = st.multiselect(
         "Methods to compare with the first stage",
         options,
         default=[m for m in DEFAULT_METHODS if m in options],
-        format_func=lambda n: (
-            METHODS[n].title if n in METHODS else f"{FIRST_STAGE_LABELS.get(n, n)} (first stage)"
-        ),
-        key="bench_methods",
+        format_func=lambda n: methods.title(n)
+        if n in rerankers
+        else f"{methods.first_stage_title(n)} (first stage)",
+        key=keys.BENCH_METHODS,
     )
 with m2:
     with st.popover("Models", icon=":material/tune:", width="stretch"):
         st.caption("A hub id, a folder under RERANK_MODELS_DIR, or a local path. Empty = the default.")
         models: dict[str, str] = {}
         for name in chosen:
-            if name not in METHODS:
+            if name not in rerankers:
                 continue
-            default = default_model(name)
+            default = methods.default_model(name, settings)
             models[name] = st.text_input(
-                f"{METHODS[name].title} model",
+                f"{methods.title(name)} model",
                 value=default,
-                key=f"bench_model_{name}",
+                key=keys.BENCH_MODEL_PREFIX + name,
                 placeholder="automatic" if not default else default,
-                help=METHODS[name].blurb,
+                help=methods.description(name),
             )
-specs = [spec_for(name, models.get(name)) if name in METHODS else name for name in chosen]
+specs = [methods.spec_for(name, models.get(name)) if name in rerankers else name for name in chosen]
 methods = [first_stage, *specs]
 signature = (source, corpus.fingerprint, first_stage, tuple(methods), depth, max_queries, tuple(sweep_depths))
 
@@ -198,10 +188,14 @@ def _start() -> None:
 
 b1, b2, _ = st.columns([2, 1, 3])
 run_clicked = b1.button(
-    "Run benchmark", type="primary", icon=":material/play_arrow:", key="bench_run", on_click=_start
+    "Run benchmark", type="primary", icon=":material/play_arrow:", key=keys.BENCH_RUN, on_click=_start
 )
 b2.button(
-    "Cancel", icon=":material/stop:", key="bench_cancel", on_click=_request_cancel, disabled=not run_clicked
+    "Cancel",
+    icon=":material/stop:",
+    key=keys.BENCH_CANCEL_BUTTON,
+    on_click=_request_cancel,
+    disabled=not run_clicked,
 )
 
 if not run_clicked and st.session_state.pop(CANCEL, False):
@@ -220,27 +214,15 @@ if run_clicked:
             bar.progress(0.0, text=message[:160])
 
     try:
-        retrievers = {}
-        for name in methods:
-            if MethodSpec.parse(name).name not in RETRIEVERS:
-                continue
-            try:
-                retrievers[name] = resources.get_index(name, corpus, settings, _progress)
-            except Cancelled:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the runner reports it in the method's entry
-                if name == first_stage:
-                    message, hint = resources.describe_error(exc)
-                    raise RerankError(
-                        f"the {name} first stage cannot be built: {message}", hint=hint
-                    ) from None
-        rerankers = {}
-        for spec in specs:
-            if MethodSpec.parse(spec).name in RERANKERS:
-                try:
-                    rerankers[spec] = resources.get_reranker(spec, settings)
-                except Exception:  # noqa: BLE001 - the runner reports the same error in the method's entry
-                    pass
+        try:
+            runtime.first_stage(first_stage, corpus, settings, _progress)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - without a first stage there is nothing to compare
+            message, hint = resources.describe_error(exc)
+            raise RerankError(
+                f"the {first_stage} first stage cannot be built: {message}", hint=hint
+            ) from None
         bench = run_benchmark(
             dataset,
             first_stage,
@@ -250,8 +232,7 @@ if run_clicked:
             sweep_depths=sweep_depths,
             settings=settings,
             progress=_progress,
-            retrievers=retrievers,
-            rerankers=rerankers,
+            runtime=runtime,
         )
     except Cancelled:
         bar.empty()
@@ -290,7 +271,7 @@ if missing:
         f"{len(missing)} method(s) could not run here; the others ran on the same candidates.",
         icon=":material/block:",
     )
-    st.dataframe(missing, hide_index=True, key="bench_unavailable")
+    st.dataframe(missing, hide_index=True, key=keys.BENCH_UNAVAILABLE)
 for name, error in view.partial_failures(bench):
     st.caption(f"**{render.md_escape(name)}**: {render.md_escape(error)}")
 
@@ -335,7 +316,7 @@ config.update(
         ),
     }
 )
-st.dataframe(rows, hide_index=True, column_config=config, key="bench_table")
+st.dataframe(rows, hide_index=True, column_config=config, key=keys.BENCH_TABLE)
 st.caption(
     "Means over queries with 95% percentile-bootstrap intervals (1,000 resamples). A reranker's p50/p95/p99 is "
     "its own scoring time for the candidates (warm-up query excluded); a first stage's is its search time."
@@ -344,11 +325,11 @@ st.caption(
 left, right = st.columns(2, gap="medium")
 with left:
     st.markdown(f"**{KEY_MEASURE} against latency**")
-    st.plotly_chart(view.scatter_figure(bench), config={"displayModeBar": False}, key="bench_scatter")
+    st.plotly_chart(view.scatter_figure(bench), config={"displayModeBar": False}, key=keys.BENCH_SCATTER)
 with right:
     st.markdown(f"**Depth sweep: {KEY_MEASURE} against candidates reranked**")
     if bench.sweeps:
-        st.plotly_chart(view.sweep_figure(bench), config={"displayModeBar": False}, key="bench_sweep")
+        st.plotly_chart(view.sweep_figure(bench), config={"displayModeBar": False}, key=keys.BENCH_SWEEP_PLOT)
         for name, knee in bench.knees.items():
             st.caption(
                 f"**{render.md_escape(name)}**: knee at {knee} candidates (deeper lists gain less than "
@@ -363,7 +344,7 @@ with right:
 
 st.subheader("Adaptive policy: rerank only when the first stage is unsure", divider="gray")
 if bench.policies:
-    st.plotly_chart(view.policy_figure(bench), config={"displayModeBar": False}, key="bench_policy")
+    st.plotly_chart(view.policy_figure(bench), config={"displayModeBar": False}, key=keys.BENCH_POLICY)
     st.caption(
         "A query is reranked when its first-stage margin (top-1 minus top-2 score, over top-1) is below a "
         "threshold. Left end: never rerank (the first stage alone); right end: always rerank. A curve that "
@@ -380,7 +361,7 @@ d1.download_button(
     file_name="benchmark-report.json",
     mime="application/json",
     icon=":material/download:",
-    key="bench_download_json",
+    key=keys.BENCH_DOWNLOAD_JSON,
     on_click="ignore",
 )
 try:
@@ -394,7 +375,7 @@ else:
         file_name="benchmark-runs.zip",
         mime="application/zip",
         icon=":material/download:",
-        key="bench_download_runs",
+        key=keys.BENCH_DOWNLOAD_RUNS,
         on_click="ignore",
     )
 st.caption(

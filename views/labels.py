@@ -1,9 +1,9 @@
 """Labels page: grade results by hand, see what is labelled, import and export judgements, the shadow log.
 
 Labels live in the judgement store (a SQLite file in the data directory by default, or the database
-of RERANK_DB_URL), under a corpus id: the corpus name (plus its chunking when chunked). The command
-line (``python -m rerank_core labels ...``, ``evaluate --qrels-db``) reads the same store with the
-same id.
+of RERANK_DB_URL), under the corpus id (made from the corpus's content and chunking, shown on every
+page). The command line (``python -m rerank_core labels ...``, ``evaluate --qrels-db``) reads the same
+store with the same id.
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import streamlit as st
 
 from rerank_core.errors import RerankError
 from rerank_core.judgements import HAND_GRADES, shadow_log_csv
-from ui import labelling, page, render, resources
-from ui.corpus_state import active_corpus
-from ui.methods import FIRST_STAGE_LABELS, FIRST_STAGES
-from ui.nav import run_inside_app
+from rerank_core.workspace import UnknownCorpus
+from ui import corpus_state, keys, labelling, methods, page, render, resources
 
 SHADOW_ROWS = 500
 
-IMPORT_OUTCOME = "lbl_import_outcome"  # (kind, message, hint, warnings) of the last import
-LAST_IMPORT = "lbl_last_import"  # (corpus id, {judge: action id}) of the last import of this session
+IMPORT_OUTCOME = keys.LBL_IMPORT_OUTCOME
+LAST_IMPORT = keys.LBL_LAST_IMPORT
 
 
 def _newest_actions(corpus_id: str, judges: set[str]) -> dict[str, str]:
@@ -41,7 +39,7 @@ def _undo_import() -> None:
     if corpus_id is None:
         return
     if _newest_actions(corpus_id, set(actions)) != actions:
-        st.session_state[labelling.NOTICE_KEY] = (
+        st.session_state[keys.LBL_NOTICE] = (
             "warning",
             "The import was not undone: labels were added after it. Use Undo per judge instead.",
         )
@@ -50,25 +48,27 @@ def _undo_import() -> None:
     for judge_name in actions:
         done = store.undo(corpus_id, judge=judge_name)
         rows += done.rows if done is not None else 0
-    st.session_state[labelling.NOTICE_KEY] = ("success", f"Undid the import ({rows} labels).")
+    st.session_state[keys.LBL_NOTICE] = ("success", f"Undid the import ({rows} labels).")
 
 
 def _import(corpus_id: str) -> None:
     """Read the uploaded file completely, then write it as one undoable import (or nothing)."""
-    up = st.session_state.get("lbl_import_file")
-    qup = st.session_state.get("lbl_import_queries")
+    up = st.session_state.get(keys.LBL_IMPORT_FILE)
+    qup = st.session_state.get(keys.LBL_IMPORT_QUERIES)
     if up is None:
         return
-    judge_name = (st.session_state.get("lbl_import_judge") or "").strip() or None
+    judge_name = (st.session_state.get(keys.LBL_IMPORT_JUDGE) or "").strip() or None
     try:
         parsed = labelling.parse_judgements_upload(
             up.name,
             up.getvalue(),
-            st.session_state.get("lbl_import_format") or "auto",
+            st.session_state.get(keys.LBL_IMPORT_FORMAT) or "auto",
             judge=judge_name,
             queries_upload=(qup.name, qup.getvalue()) if qup is not None else None,
         )
         written = store.import_judgements(corpus_id, parsed.rows, queries=parsed.queries)
+        if parsed.tags:
+            store.set_tags(corpus_id, parsed.tags)
     except labelling.UploadError as exc:
         message = (
             f"**{render.md_escape(exc.where)}**: {render.md_escape(exc.message)} — nothing was imported."
@@ -93,32 +93,35 @@ def _import(corpus_id: str) -> None:
             st.session_state[LAST_IMPORT] = (corpus_id, _newest_actions(corpus_id, judges))
 
 
-run_inside_app()
 render.inject_css()
 st.title("Labels")
 
 settings = page.settings_or_stop()
 try:
-    store = labelling.open_store(settings)
+    store = resources.label_store(settings)
 except RerankError as exc:
     page.show_error("The judgement store cannot be opened", exc)
     st.stop()
 
 judge = labelling.render_judge_input()
-active = active_corpus()
-active_id = labelling.active_corpus_id(active) if active is not None else None
+try:
+    active = corpus_state.resolve(settings)
+except (UnknownCorpus, RerankError, OSError):
+    active = None  # the labels of every stored corpus id are still listed
+active_id = active.id if active is not None else None
 
 known = store.corpora()
+names = {info.id: info.name for info in resources.workspace(settings).list()}
 choices = ([active_id] if active_id else []) + [c for c in known if c != active_id]
 if not choices:
     st.info("No corpus is loaded and the store holds no labels yet.", icon=":material/info:")
-    st.page_link("pages/corpus.py", label="Load a corpus", icon=":material/upload_file:")
+    st.page_link("views/corpus.py", label="Load a corpus", icon=":material/upload_file:")
     st.stop()
 corpus_id = st.selectbox(
     "Labels of corpus",
     choices,
-    key="lbl_corpus_id",
-    format_func=lambda c: f"{c} (the corpus in use)" if c == active_id else c,
+    key=keys.LBL_CORPUS_ID,
+    format_func=lambda c: f"{names.get(c, c)} · {c}" + (" (the corpus in use)" if c == active_id else ""),
     help="The id the labels are stored under. The command line's --corpus takes the same id.",
 )
 st.caption(
@@ -141,22 +144,24 @@ with tab_label:
             "Type a query, grade the first stage's results, and watch the metrics move. The Compare page "
             "grades reranked columns the same way; a grade is stored once per query and document."
         )
-        if "lbl_query" not in st.session_state and active.example_queries:
-            st.session_state["lbl_query"] = active.example_queries[0]
+        examples = corpus_state.example_queries(active)
+        if keys.LBL_QUERY not in st.session_state and examples:
+            st.session_state[keys.LBL_QUERY] = examples[0]
         c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-        query = c1.text_input("Query", key="lbl_query", placeholder="Type a question and press Enter")
+        query = c1.text_input("Query", key=keys.LBL_QUERY, placeholder="Type a question and press Enter")
         first_stage = c2.selectbox(
             "First stage",
-            FIRST_STAGES,
-            key="lbl_first_stage",
-            format_func=lambda s: FIRST_STAGE_LABELS.get(s, s),
+            methods.first_stages(settings),
+            key=keys.LBL_FIRST_STAGE,
+            format_func=methods.first_stage_title,
         )
-        k = int(c3.number_input("Shown", min_value=1, max_value=50, value=10, key="lbl_k"))
+        k = int(c3.number_input("Shown", min_value=1, max_value=50, value=10, key=keys.LBL_K))
         if query and query.strip():
             try:
-                with st.spinner(f"Preparing the {FIRST_STAGE_LABELS[first_stage]} index…"):
-                    retriever = resources.get_index(first_stage, active.corpus, settings)
-                candidates, result = retriever.candidates(query.strip(), k)
+                runtime = resources.runtime()
+                with st.spinner(f"Preparing the {methods.first_stage_title(first_stage)} first stage…"):
+                    retriever = runtime.first_stage(first_stage, active.corpus, settings)
+                candidates, result, _ = runtime.candidates(query.strip(), retriever, k)
             except Exception as exc:  # noqa: BLE001 - shown on the page, never a traceback
                 message, hint = resources.describe_error(exc)
                 st.error(f"The {first_stage} first stage cannot run: {render.md_escape(message)}")
@@ -166,12 +171,14 @@ with tab_label:
                 if not candidates:
                     st.warning("The first stage found nothing for this query.")
                 else:
-                    name = FIRST_STAGE_LABELS[first_stage]
-                    labelling.render_live_metrics(
-                        store, corpus_id, query.strip(), {name: result}, k, judge=judge
-                    )
+                    name = methods.first_stage_title(first_stage)
+                    qid = store.resolve_query_id(corpus_id, query.strip(), active.queries)
+                    ref = labelling.QueryRef(corpus_id, qid, query.strip())
+                    grades = store.grades(corpus_id, qid, people_only=True)
+                    judges = sorted({j.judge for j in store.judgements(corpus_id, query_id=qid)})
+                    labelling.render_live_metrics({name: result}, k, grades, judges)
                     docs = [labelling.ShownDoc(c.doc_id, c.title, c.text) for c in candidates]
-                    labelling.render_grading_panel(store, corpus_id, query.strip(), docs, "lbl", judge=judge)
+                    labelling.render_grading_panel(store, ref, docs, "lbl", judge=judge)
 
 # -- labelled queries and judgements ---------------------------------------------------------------------
 with tab_table:
@@ -205,7 +212,7 @@ with tab_table:
                 for qid, e in per_query.items()
             ],
             hide_index=True,
-            key="lbl_queries_table",
+            key=keys.LBL_QUERIES_TABLE,
         )
         missing_text = [q for q in per_query if q not in texts]
         if missing_text:
@@ -217,7 +224,7 @@ with tab_table:
         pick = st.selectbox(
             "Query",
             ["(all)", *per_query],
-            key="lbl_filter_query",
+            key=keys.LBL_FILTER_QUERY,
             format_func=lambda q: q if q == "(all)" else f"{q} · {texts.get(q, '')[:80]}",
         )
         corpus = active.corpus if active is not None and corpus_id == active_id else None
@@ -234,7 +241,7 @@ with tab_table:
             for j in judgements
             if pick == "(all)" or j.query_id == pick
         ]
-        st.dataframe(rows, hide_index=True, key="lbl_judgements_table")
+        st.dataframe(rows, hide_index=True, key=keys.LBL_JUDGEMENTS_TABLE)
 
 # -- import / export -------------------------------------------------------------------------------------
 with tab_io:
@@ -244,23 +251,23 @@ with tab_io:
         "`query_id,doc_id,grade[,judge,created_at]`, or a BEIR dataset .zip (its qrels and query texts). "
         "A whole import is one step that *Undo the last import* takes back."
     )
-    up = st.file_uploader("Judgements file", key="lbl_import_file")
+    up = st.file_uploader("Judgements file", key=keys.LBL_IMPORT_FILE)
     qup = st.file_uploader(
         "Query texts (optional): BEIR queries.jsonl or `id<TAB>text` lines",
-        key="lbl_import_queries",
+        key=keys.LBL_IMPORT_QUERIES,
     )
     i1, i2 = st.columns(2)
-    i1.selectbox("Format", labelling.IMPORT_FORMATS, key="lbl_import_format")
+    i1.selectbox("Format", labelling.IMPORT_FORMATS, key=keys.LBL_IMPORT_FORMAT)
     i2.text_input(
         "Judge name for the imported rows",
-        key="lbl_import_judge",
+        key=keys.LBL_IMPORT_JUDGE,
         placeholder="import (or the CSV's judge column)",
     )
     st.button(
         "Import",
         icon=":material/upload:",
         disabled=up is None,
-        key="lbl_import_go",
+        key=keys.LBL_IMPORT_GO,
         on_click=_import,  # runs before the page draws, so every table below already shows the import
         args=(corpus_id,),
     )
@@ -280,7 +287,7 @@ with tab_io:
         st.button(
             "Undo the last import",
             icon=":material/undo:",
-            key="lbl_undo_import",
+            key=keys.LBL_UNDO_IMPORT,
             on_click=_undo_import,
             help="Takes back every label of your last import here, unless labels were added after it.",
         )
@@ -290,10 +297,11 @@ with tab_io:
     export_judge = st.selectbox(
         "Whose labels",
         ["(every judge, newest grade wins)", *judges],
-        key="lbl_export_judge",
+        key=keys.LBL_EXPORT_JUDGE,
     )
     chosen_judge = None if export_judge.startswith("(") else export_judge
-    safe_id = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in corpus_id)
+    label = names.get(corpus_id, corpus_id)  # files are named after the corpus, not its id
+    safe_id = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
     cols = st.columns(len(labelling.EXPORT_FORMATS) + 1)
     for col, (ext_fmt, title) in zip(cols, labelling.EXPORT_FORMATS.items(), strict=False):
         with col:
@@ -308,7 +316,7 @@ with tab_io:
                 text,
                 file_name=f"{safe_id}-{suffix}",
                 mime="text/plain",
-                key=f"lbl_export_{ext_fmt}",
+                key=keys.LBL_EXPORT_PREFIX + ext_fmt,
                 icon=":material/download:",
                 on_click="ignore",
             )
@@ -318,7 +326,7 @@ with tab_io:
             labelling.export_queries(store, corpus_id),
             file_name=f"{safe_id}-queries.jsonl",
             mime="application/jsonl",
-            key="lbl_export_queries",
+            key=keys.LBL_EXPORT_QUERIES,
             icon=":material/download:",
             on_click="ignore",
         )
@@ -350,7 +358,7 @@ with tab_shadow:
                 for e in entries
             ],
             hide_index=True,
-            key="lbl_shadow_table",
+            key=keys.LBL_SHADOW_TABLE,
             column_config={
                 "latency ms": st.column_config.NumberColumn(format="%.1f"),
                 "load s": st.column_config.NumberColumn(format="%.2f"),
@@ -363,7 +371,7 @@ with tab_shadow:
             shadow_log_csv(everything),
             file_name=f"{safe_id}-shadow-log.csv",
             mime="text/csv",
-            key="lbl_shadow_csv",
+            key=keys.LBL_SHADOW_CSV,
             icon=":material/download:",
             on_click="ignore",
         )

@@ -1,0 +1,520 @@
+"""Compare page: one query, the first stage's order and each reranker's order side by side.
+
+The corpus, the query, the first stage, the depths and the methods (with their models) are bound to the
+URL, so a link reproduces the view in any browser and after a restart. The work is the core's one path
+(:meth:`rerank_core.pipeline.Runtime.compare`): candidates retrieved once, then each method on the same
+candidates; results are memoised per (corpus, query, first stage, depth, method), so changing the number
+shown or adding a method never reruns the others.
+
+Every shown document can be graded (0-3 or skip) in whichever column shows it: the judgement store keeps
+one grade per (corpus, query, document, judge), every column shows it as a badge, and the live metrics
+(a table above the columns and a chip in each column's header) follow as you label. A typed query that
+matches one of the corpus's queries takes that query's id, so imported judgements count too. Every fresh
+run is recorded in the store's shadow log; a memoised result shown again is not.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from rerank_core.compare import Comparison
+from rerank_core.judgements import JudgementStore
+from rerank_core.progress import ProgressFn
+from rerank_core.types import Candidate, MethodSpec, RerankResult
+from ui import keys, labelling, methods, page, render, resources
+from ui.corpus_state import example_queries
+
+LLM_OFFLINE_TIP = (
+    "**Offline?** Enter `smollm2` as the LLM model (Models, top right) to grade passages with the local "
+    "SmolLM2-135M: it shows the LLM path end to end, but it is slow on a CPU and a weak reranker."
+)
+DEFAULT_DEPTH = 50
+DEFAULT_SHOW = 10
+
+render.inject_css()
+st.title("Compare rerankers")
+
+settings = page.settings_or_stop()
+stored = page.corpus_or_stop(settings)
+corpus = stored.corpus
+corpus_id = stored.id
+runtime = resources.runtime()
+
+# -- labels: the judge (sidebar) and the judgement store; the page works without a store ---------------
+judge = labelling.render_judge_input()
+with st.sidebar:
+    st.caption(
+        f"Grades: {labelling.LEGEND}. Stored once per query and document, whichever column you grade "
+        f"it in, under corpus id {labelling.code(corpus_id)}."
+    )
+    st.page_link("views/labels.py", label="All labels and the shadow log", icon=":material/fact_check:")
+label_store: JudgementStore | None
+store_problem: tuple[str, str | None] | None = None
+try:
+    label_store = resources.label_store(settings)
+except Exception as exc:  # noqa: BLE001 - comparing still works without labels
+    label_store = None
+    store_problem = resources.describe_error(exc)
+
+st.caption(page.corpus_caption(stored))
+
+# -- the query --------------------------------------------------------------------------------------------
+examples = example_queries(stored)
+if keys.Q not in st.session_state and not st.query_params.get(keys.Q) and examples:
+    st.session_state[keys.Q] = examples[0]  # a first comparison without typing anything
+
+
+def _use_example() -> None:
+    picked = st.session_state.get(keys.CMP_EXAMPLE)
+    if picked:
+        st.session_state[keys.Q] = picked
+    st.session_state[keys.CMP_EXAMPLE] = None
+
+
+def _use_pick() -> None:
+    picked = st.session_state.get(keys.CMP_PICK_QUERY)
+    if picked in stored.queries:
+        st.session_state[keys.Q] = stored.queries[picked]
+    st.session_state[keys.CMP_PICK_QUERY] = None
+
+
+q1, q2 = st.columns([3, 2], vertical_alignment="bottom")
+with q1:
+    query = st.text_input(
+        "Query",
+        key=keys.Q,
+        bind="query-params",
+        placeholder="Type a question and press Enter",
+        icon=":material/search:",
+    )
+with q2:
+    if stored.queries:
+        judged_first = sorted(stored.queries, key=lambda q: not stored.qrels.get(q))
+        st.selectbox(
+            f"Or pick one of the corpus's {len(stored.queries):,} queries",
+            judged_first,
+            index=None,
+            format_func=lambda q: f"{q} · {render.snippet(stored.queries[q], 90)}",
+            key=keys.CMP_PICK_QUERY,
+            on_change=_use_pick,
+            placeholder="Search the corpus's queries…",
+            help="Judged queries first. A typed query whose text matches one of these uses its id, so its "
+            "judgements count in the live metrics.",
+        )
+if examples:
+    st.pills(
+        "Example queries",
+        examples,
+        key=keys.CMP_EXAMPLE,
+        on_change=_use_example,
+        label_visibility="collapsed",
+    )
+
+# -- settings ----------------------------------------------------------------------------------------------
+c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
+with c1:
+    offered = methods.first_stages(settings)
+    # options are shown as they appear in the URL (a bound widget writes the shown text there)
+    first_stage = (
+        st.segmented_control(
+            "First stage",
+            offered,
+            default="bm25",
+            key=keys.FIRST_STAGE,
+            bind="query-params",
+            required=True,
+            help=" · ".join(f"{name}: {methods.description(name)}" for name in offered),
+        )
+        or "bm25"
+    )
+with c2:
+    depth = int(
+        st.number_input(
+            "Candidates to rerank",
+            min_value=5,
+            max_value=500,
+            value=DEFAULT_DEPTH,
+            step=5,
+            key=keys.DEPTH,
+            bind="query-params",
+            help="The first stage's top N. Every method reranks the same N candidates.",
+        )
+    )
+with c3:
+    show = int(
+        st.slider(
+            "Shown per column",
+            min_value=1,
+            max_value=50,
+            value=DEFAULT_SHOW,
+            key=keys.SHOW,
+            bind="query-params",
+            help="Changing this only redraws: no model runs again.",
+        )
+    )
+show = min(show, depth)
+
+m1, m2, m3 = st.columns([6, 1, 1], vertical_alignment="bottom")
+with m1:
+    chosen = st.multiselect(
+        "Methods",
+        methods.rerankers(),
+        default=[m for m in methods.DEFAULT_METHODS if m in methods.rerankers()],
+        key=keys.METHODS,
+        bind="query-params",
+        placeholder="Choose rerankers to compare",
+    )
+with m2:
+    with st.popover("Models", icon=":material/tune:", width="stretch"):
+        st.caption("A hub id, a folder under RERANK_MODELS_DIR, or a local path. Empty = the default.")
+        models: dict[str, str] = {}
+        for name in chosen:
+            default = methods.default_model(name, settings)
+            models[name] = st.text_input(
+                f"{methods.title(name)} model",
+                value=default,
+                key=keys.model_key(name),
+                bind="query-params",
+                placeholder="automatic" if not default else default,
+                help=methods.description(name),
+            )
+with m3:
+    secrets = sorted({s for name in chosen if (i := methods.info(name)) is not None for s in i.secrets})
+    with st.popover("API keys", icon=":material/key:", width="stretch", disabled=not secrets):
+        st.caption(
+            "For the hosted methods chosen. Kept in this browser session only: never in the URL, the logs or "
+            "any file. The same names in the environment or in Streamlit secrets work too."
+        )
+        for name in secrets:
+            st.text_input(name, type="password", key=keys.secret_key(name), persist_state="session")
+
+specs = [methods.spec_for(name, models.get(name)) for name in chosen]
+
+if not query or not query.strip():
+    st.info("Type a query above, or pick one of the corpus's queries.", icon=":material/search:")
+    st.stop()
+query = query.strip()
+if not specs:
+    st.info("Choose at least one method to compare against the first stage.", icon=":material/checklist:")
+
+fs_title = methods.first_stage_title(first_stage) + " · first stage"
+unit = stored.info.unit
+
+
+def _bar_progress(bar) -> ProgressFn:
+    def update(done: int, total: int, message: str) -> None:
+        bar.progress(min(done / total, 1.0) if total else 0.0, text=message[:120])
+
+    return update
+
+
+# -- the first stage and its candidates (once; memoised in the runtime) -------------------------------------
+try:
+    if runtime.first_stage_ready(first_stage, corpus, settings) is None:
+        with st.status(
+            f"Preparing the {methods.first_stage_title(first_stage)} first stage over {len(corpus):,} {unit}…"
+        ) as box:
+            bar = st.progress(0.0)
+            retriever = runtime.first_stage(first_stage, corpus, settings, _bar_progress(bar))
+            how = "loaded from disk" if getattr(retriever, "loaded_from", None) else "built"
+            box.update(
+                label=f"{methods.first_stage_title(first_stage)} index {how} in {retriever.build_s:.1f} s",
+                state="complete",
+            )
+    base = runtime.compare(
+        query, corpus, first_stage, [], depth, settings, corpus_id=corpus_id, shadow=label_store
+    )
+except Exception as exc:  # noqa: BLE001 - shown on the page, never a traceback
+    message, hint = resources.describe_error(exc)
+    st.error(f"The {first_stage} first stage cannot run: {render.md_escape(message)}")
+    if hint:
+        st.caption(f"Fix: {render.md_escape(hint)}")
+    st.stop()
+retriever = runtime.first_stage(first_stage, corpus, settings)
+log_problems = list(base.problems)
+candidates: tuple[Candidate, ...] = base.comparison.candidates
+first_result: RerankResult = base.comparison.first_stage
+
+if not candidates:
+    st.warning(
+        f"The {methods.first_stage_title(first_stage)} first stage found no candidates for this query "
+        "(no query word occurs in the corpus). Try other words or the dense first stage.",
+        icon=":material/search_off:",
+    )
+    st.stop()
+
+# -- the query's identity and its judgements (read once per run; a click writes before the run starts) -----
+ref: labelling.QueryRef | None = None
+my_grades: dict[str, int | None] = {}
+grades: dict[str, int | None] = {}
+judges: list[str] = []
+if label_store is not None:
+    try:
+        qid = label_store.resolve_query_id(corpus_id, query, stored.queries)
+        ref = labelling.QueryRef(corpus_id, qid, query)
+        my_grades = label_store.grades(corpus_id, qid, judge=judge)
+        grades = label_store.grades(corpus_id, qid, people_only=True)
+        judges = sorted(
+            {
+                j.judge
+                for j in label_store.judgements(corpus_id, query_id=qid)
+                if not j.judge.startswith("llm:")
+            }
+        )
+    except Exception as exc:  # noqa: BLE001 - comparing still works without labels
+        store_problem = resources.describe_error(exc)
+        label_store = None
+
+# -- layout: notices, the highlight picker, then one column per order --------------------------------------
+progress_area = st.container()
+notices = st.container()
+summary = st.container()
+labels_area = st.container()
+picker = st.container()
+highlight = st.session_state.get(keys.CMP_HIGHLIGHT)
+with picker:
+    pick_col, mode_col = st.columns([4, 1], vertical_alignment="bottom")
+with mode_col:
+    grading = st.toggle(
+        "Grade buttons",
+        value=True,
+        key=keys.CMP_GRADE_MODE,
+        disabled=label_store is None,
+        help="0-3 or skip under every row. Off: the grades stay visible as badges.",
+    )
+grading = grading and label_store is not None and ref is not None
+
+
+def _grade_control(column: str):
+    """The grading widget drawer of one column (None when grading is off)."""
+    if not grading or label_store is None or ref is None:
+        return None
+    store, query_ref = label_store, ref
+
+    def control(doc_id: str) -> None:
+        labelling.render_grade_controls(store, query_ref, doc_id, column, judge=judge, grades=my_grades)
+
+    return control
+
+
+def _live(result: RerankResult) -> tuple[str, str, bool]:
+    return labelling.live_chip(grades, result, show) if label_store is not None else ("", "", False)
+
+
+colours = {spec: render.PALETTE[i % len(render.PALETTE)] for i, spec in enumerate(specs)}
+results: dict[str, RerankResult | None] = {
+    spec: runtime.memoised(query, corpus, first_stage, depth, spec, settings) for spec in specs
+}
+weights = [3] + [2 if render.is_unavailable(results[s]) else 3 for s in specs]
+columns = st.columns(weights, gap="small")
+
+
+def _comparison(shown: list[RerankResult]) -> Comparison:
+    return Comparison(
+        query=query,
+        depth=depth,
+        candidates=candidates,
+        first_stage=first_result,
+        results=tuple(shown),
+        corpus_fingerprint=corpus.fingerprint,
+    )
+
+
+with columns[0]:
+    live = _live(first_result)
+    render.draw_column(
+        render.ColumnSpec(
+            name=fs_title,
+            label=first_result.label,
+            scale=str(first_result.scale),
+            colour=render.FIRST_STAGE_COLOUR,
+            latency_ms=first_result.latency_ms,
+            load_s=retriever.build_s,
+            baseline=True,
+            live=live[0],
+            live_title=live[1],
+            live_muted=live[2],
+        ),
+        first_result,
+        _comparison([]),
+        show,
+        highlight,
+        grades=grades,
+        control=_grade_control("first"),
+        key="c0",
+    )
+
+slots = {spec: col.empty() for spec, col in zip(specs, columns[1:], strict=True)}
+
+
+def _draw(spec: str, res: RerankResult | None) -> None:
+    name = MethodSpec.parse(spec).name
+    with slots[spec].container():
+        render.method_column(
+            title=methods.title(name),
+            spec=spec,
+            result=res,
+            comparison=_comparison([res] if res is not None else []),
+            k=show,
+            highlight=highlight,
+            colour=colours[spec],
+            blurb=methods.description(name),
+            tip=LLM_OFFLINE_TIP if name == "llm" else "",
+            grades=grades,
+            control=_grade_control(spec) if res is not None else None,
+            live=_live(res) if res is not None and res.items else ("", "", False),
+            key=f"c{specs.index(spec) + 1}",
+        )
+
+
+for spec in specs:
+    _draw(spec, results[spec])
+
+missing = [spec for spec in specs if results[spec] is None]
+if missing:
+    with progress_area, st.status(f"Reranking {len(candidates)} candidates…", expanded=True) as box:
+        bar = st.progress(0.0, text="Starting…")
+
+        def _on_result(spec: str, res: RerankResult) -> None:
+            results[spec] = res
+            _draw(spec, res)
+
+        run = runtime.compare(
+            query,
+            corpus,
+            first_stage,
+            missing,
+            depth,
+            settings,
+            corpus_id=corpus_id,
+            progress=_bar_progress(bar),
+            on_result=_on_result,
+            shadow=label_store,
+            order=methods.execution_order,
+        )
+        log_problems += run.problems
+        box.update(label=f"Reranked {len(candidates)} candidates", state="complete", expanded=False)
+
+# -- once every order is in: notices, the highlight picker, latency and agreement --------------------------
+done = [results[spec] for spec in specs if results[spec] is not None]
+comparison = _comparison(done)  # type: ignore[arg-type]
+display = {first_result.method: fs_title}
+for spec, res in zip(specs, done, strict=True):
+    display[res.method] = methods.title(spec)
+
+st.session_state[keys.CMP_LAST] = {
+    "first": (candidates, first_result),
+    "methods": {spec: results[spec] for spec in specs if results[spec] is not None},
+    "query_id": ref.query_id if ref is not None else None,
+    "first_stage": first_stage,
+    "depth": depth,
+}
+
+with notices:
+    render.method_notices(comparison, display, show)
+
+with pick_col:
+    shown_ids = labelling.union_of_shown([first_result, *done], show)
+    by_id = {c.doc_id: c for c in candidates}
+    if highlight not in shown_ids:
+        st.session_state.pop(keys.CMP_HIGHLIGHT, None)
+    st.selectbox(
+        "Highlight a document in every column",
+        shown_ids,
+        index=None,
+        format_func=lambda d: render.option_label(by_id[d]),
+        key=keys.CMP_HIGHLIGHT,
+        placeholder="Pick one of the shown documents…",
+    )
+
+with summary:
+    st.markdown("##### Latency and agreement")
+    st.caption(
+        f"Results for “{render.md_escape(query)}” · {len(candidates)} candidates from "
+        f"{methods.first_stage_title(first_stage)} · {len(done)} method(s)"
+    )
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        chart_names = [fs_title]
+        chart_ms = [first_result.latency_ms]
+        chart_load = [retriever.build_s]
+        chart_colours = [render.FIRST_STAGE_COLOUR]
+        not_run = []
+        for spec, res in zip(specs, done, strict=True):
+            if res.items and not res.fallback:
+                chart_names.append(display[res.method])
+                chart_ms.append(res.latency_ms)
+                chart_load.append(res.model_load_s)
+                chart_colours.append(colours[spec])
+            else:
+                not_run.append(display[res.method])
+        st.plotly_chart(
+            render.latency_figure(chart_names, chart_ms, chart_load, chart_colours),
+            config={"displayModeBar": False},
+        )
+        st.caption(
+            f"Every method reranked the same {len(candidates)} candidates, one after another. Query time excludes "
+            "the one-off model load and index build (right), which happen once per process."
+            + (f" Not run: {', '.join(render.md_escape(n) for n in not_run)}." if not_run else "")
+        )
+    with right:
+        rows = render.agreement_rows(comparison, show, display)
+        if rows:
+            st.dataframe(
+                rows,
+                hide_index=True,
+                column_config={
+                    f"Overlap@{show}": st.column_config.NumberColumn(
+                        format="%.2f", help="share of the shown top k in both"
+                    ),
+                    "Kendall τ": st.column_config.NumberColumn(
+                        format="%.2f",
+                        help=f"rank correlation over all {len(candidates)} candidates (-1 to 1)",
+                    ),
+                    f"RBO@{show} (p=0.9)": st.column_config.NumberColumn(
+                        format="%.2f", help="rank-biased overlap: top-weighted agreement (0 to 1)"
+                    ),
+                },
+            )
+            st.caption(
+                "1.00 = the same order. Overlap and RBO look at the shown top k; Kendall τ at every candidate."
+            )
+        else:
+            st.caption("No reranked order to compare with yet.")
+
+# -- labels of this query: live metrics per order, undo ------------------------------------------------------
+with labels_area:
+    st.markdown("##### Labels · live metrics")
+    if label_store is None or ref is None:
+        problem = store_problem or ("the judgement store is not available", None)
+        st.warning(
+            f"Grading is off: the judgement store cannot be used ({render.md_escape(problem[0])}).",
+            icon=":material/database_off:",
+        )
+        if problem[1]:
+            st.caption(f"Fix: {render.md_escape(problem[1])}")
+    else:
+        table_col, side_col = st.columns([3, 2], gap="medium")
+        with table_col:
+            ordered = {fs_title: first_result}
+            for res in done:
+                if res.items:
+                    title = display[res.method] + (" (fell back)" if res.fallback else "")
+                    ordered[title] = res
+            labelling.render_live_metrics(ordered, show, grades, judges)
+        with side_col:
+            labelling.show_notice()
+            st.caption(
+                f"**Grade** any shown document with the buttons under it: {labelling.LEGEND}. One grade "
+                "per document, whichever column you click; every column shows it as a badge."
+            )
+            matched = ref.query_id in stored.queries
+            st.caption(
+                f"Judge **{render.md_escape(judge)}** (change it in the sidebar, top left) · query id "
+                f"{labelling.code(ref.query_id)}"
+                + (" (one of the corpus's queries)" if matched else " (a typed query)")
+                + f" · corpus id {labelling.code(corpus_id)}"
+            )
+            labelling.render_undo(label_store, corpus_id, judge)
+        for problem_text in log_problems:
+            st.caption(render.md_escape(problem_text))
