@@ -87,6 +87,9 @@ class MethodEvaluation:
     run: Run = field(default_factory=dict)
     failed_queries: dict[str, str] = field(default_factory=dict)  # qid -> error
     fallback_queries: dict[str, str] = field(default_factory=dict)  # qid -> error (first-stage order kept)
+    # for the answers (rerank_core.answers): the score scale and what a service billed, per query
+    scale: str = ""
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)  # qid -> {"search_units": ...}
 
     @property
     def metrics(self) -> dict[str, float] | None:
@@ -140,6 +143,12 @@ class EvaluationReport:
     methods: dict[str, MethodEvaluation]
     qrels: Qrels  # the judgements of the evaluated queries
     first_stage_build_s: float | None = None
+    # for the answers (rerank_core.answers): query texts and tags, prices and the settings used
+    query_texts: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    settings_used: dict[str, Any] = field(default_factory=dict)
+    first_stage_eval: MethodEvaluation | None = None  # also when the first stage is not among the methods
 
     @property
     def queries(self) -> int:
@@ -147,13 +156,17 @@ class EvaluationReport:
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict (see the module docstring for the extra method keys)."""
-        return {
+        out = {
             "dataset": self.dataset,
             "queries": self.queries,
             "depth": self.depth,
             "first_stage": self.first_stage,
             "methods": {name: m.to_json() for name, m in self.methods.items()},
         }
+        # verdict, per-query analysis, coverage, cost, score distributions, settings and versions
+        from rerank_core.answers import add_answers
+
+        return add_answers(self, out)
 
     def dumps(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_json(), indent=indent, allow_nan=False)
@@ -365,6 +378,7 @@ def _evaluate_retriever(
             steps.step(f"{name}: unavailable")
         return m, None, candidates
     m.label = retriever.label
+    m.scale = str(retriever.scale)
     m.index_build_s = retriever.build_s
     m.model_load_s = retriever.build_s
     m.available = True
@@ -411,6 +425,7 @@ def _evaluate_reranker(
         steps.note(f"{name}: loading the model")
         m.model_load_s = reranker.load()
         m.label = reranker.label
+        m.scale = str(reranker.scale)
         steps.note(f"{name}: preparing the corpus")
         t0 = time.perf_counter()
         reranker.prepare(dataset.corpus, steps.sub(f"{name}: preparing the corpus"))
@@ -439,6 +454,8 @@ def _evaluate_reranker(
         else:
             m.latencies_ms[qid] = res.latency_ms
             m.pipeline_latencies_ms[qid] = fs_ms + res.latency_ms
+        if res.usage:
+            m.usage[qid] = {k: float(v) for k, v in res.usage.items()}
         results[qid] = res
         steps.step(f"{name}: query {i}/{len(query_ids)}")
     m.run = results_to_run(results)
@@ -457,6 +474,7 @@ def run_evaluation(
     retrievers: Mapping[str, Retriever] | None = None,
     rerankers: Mapping[str, Reranker] | None = None,
     measures: Sequence[str] = DEFAULT_MEASURES,
+    tags: Mapping[str, Sequence[str]] | None = None,
 ) -> EvaluationReport:
     """Evaluate ``methods`` on the judged queries of ``dataset`` (the first ``max_queries``).
 
@@ -464,6 +482,7 @@ def run_evaluation(
     only if it was built on this corpus); they are used, never modified. Raises
     :class:`InvalidMethod` for unknown names and :class:`CorpusFormatError` when nothing is judged;
     a method that fails is reported in its entry instead. ``progress`` may raise ``Cancelled``.
+    ``tags[query_id]`` (optional) are query tags the report's per-query analysis is grouped by.
     """
     methods = _check_methods(first_stage, methods, depth)
     measures = tuple(str(parse_measure(x)) for x in measures)
@@ -518,4 +537,27 @@ def run_evaluation(
         methods=out,
         qrels=qrels,
         first_stage_build_s=fs_eval.index_build_s,
+        first_stage_eval=fs_eval,
+        query_texts={q: dataset.queries[q] for q in query_ids},
+        tags={q: [str(t) for t in (tags or {}).get(q, ())] for q in query_ids if (tags or {}).get(q)},
+        prices={k: dict(v) for k, v in (settings.prices if settings else {}).items()},
+        settings_used=_settings_used(settings, measures),
     )
+
+
+def _settings_used(settings: Settings | None, measures: Sequence[str]) -> dict[str, Any]:
+    """The settings that shape the figures, for reports (no secrets, base URLs without credentials)."""
+    from rerank_core.rerankers.hosted import safe_url
+
+    s = settings or Settings()
+    return {
+        "measures": list(measures),
+        "method_options": {k: dict(v) for k, v in s.methods.items()},
+        "openai_model": s.openai_model,
+        "openai_base_url": safe_url(s.openai_base_url) if s.openai_base_url else None,
+        "cohere_model": s.cohere_model,
+        "cohere_base_url": safe_url(s.cohere_base_url) if s.cohere_base_url else None,
+        "request_timeout_s": s.request_timeout_s,
+        "max_retries": s.max_retries,
+        "device": s.device,
+    }
