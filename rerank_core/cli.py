@@ -1,4 +1,4 @@
-"""The command line: ``python -m rerank_core evaluate ...`` (and ``labels`` when available).
+"""The command line: ``python -m rerank_core evaluate ...``, ``report ...`` (and ``labels`` when available).
 
 ``evaluate`` runs the same code as the app's benchmark page (:func:`rerank_core.evaluation.run_evaluation`),
 writes the JSON report to ``--output`` and one TREC run file per method that ran to
@@ -8,6 +8,10 @@ A progress bar and a summary table (with the verdict) go to stderr. The report c
 ``{"call", "method", "lift", "ci", "p", "queries_needed"}`` and the per-query analysis, coverage,
 cost and score distributions (see :mod:`rerank_core.answers`). Query tags come from ``--tags FILE``
 or, when the dataset's ``queries.jsonl`` has a ``tags`` field, from there.
+
+``report --input report.json --output report.html`` turns a report JSON (the evaluate command's or
+the Benchmark page's) into one self-contained HTML file, or Markdown with ``--format md`` or an
+``.md`` output (see :mod:`rerank_core.report`).
 
 Exit codes: 0 when the evaluation ran (methods that could not run are reported in the JSON with
 ``available: false``); 2 for bad arguments or unreadable input, with a one-line message;
@@ -92,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
+    rp = sub.add_parser(
+        "report",
+        help="turn a report JSON into a self-contained HTML page or Markdown",
+        description=(
+            "Render the JSON written by evaluate (or downloaded from the Benchmark page) as one HTML "
+            "file that opens offline (plots embedded), or as Markdown for a pull request."
+        ),
+    )
+    rp.add_argument("--input", required=True, metavar="FILE", help="the report JSON")
+    rp.add_argument("--output", required=True, metavar="FILE", help="where to write the HTML or Markdown")
+    rp.add_argument(
+        "--format", choices=("html", "md"), help="html or md (default: md for a .md output, else html)"
+    )
+    rp.set_defaults(func=cmd_report)
     try:
         from rerank_core import labels_cli
     except ImportError:
@@ -266,6 +284,22 @@ def _load_tags(args: argparse.Namespace) -> dict[str, list[str]]:
         return read_tags(queries) if queries.is_file() else {}
     except RerankError:
         return {}  # the dataset loader already read the queries: tags are optional there
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rerank_core.errors import ConfigError
+    from rerank_core.report import write_report
+
+    try:
+        out = write_report(args.input, args.output, args.format)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report: {exc}", hint="check --output") from exc
+    print(f"report: {out}", file=sys.stderr)
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------
