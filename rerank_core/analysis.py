@@ -471,7 +471,7 @@ def verdict_rules(metric_name: str = "nDCG@10") -> str:
         f"{ALREADY_GOOD_RECALL_AT_3:.0%} of the relevant documents it could hold (Recall@3 divided by the "
         f"best attainable Recall@3, min(3, R) / R for a query with R relevant documents, averaged over "
         f"queries), it is already good. (4) Otherwise the measurements are inconclusive, with the number of "
-        f"queries a paired test would need ({level[:-1]}% two-sided, {VERDICT_POWER:.0%} power) to tell "
+        f"queries a paired test would need (two-sided at the {VERDICT_ALPHA:.0%} level, {VERDICT_POWER:.0%} power) to tell "
         f"the best reranker's lift from zero. A lift below {MIN_USEFUL_LIFT} {metric_name} is called "
         f"small."
     )
@@ -672,7 +672,7 @@ def verdict(
             else:
                 more = max(0, needed - chosen.n)
                 how_many = (
-                    f"A paired test ({1 - VERDICT_ALPHA:.0%} two-sided, {VERDICT_POWER:.0%} power) would need "
+                    f"A paired test (two-sided at the {VERDICT_ALPHA:.0%} level, {VERDICT_POWER:.0%} power) would need "
                     f"about {needed:,} queries to tell a lift of this size from zero"
                     + (f" ({more:,} more than the {chosen.n} here)." if more else f"; {chosen.n} were used.")
                 )

@@ -36,9 +36,9 @@ from rerank_core.analysis import (
     verdict,
     verdict_rules,
 )
-from rerank_core.cost import cost_per_1000
+from rerank_core.cost import CostEstimate, cost_per_1000
 from rerank_core.coverage import DEFAULT_COVERAGE_K, coverage_cutoffs, coverage_table, coverage_warning
-from rerank_core.distributions import score_histogram
+from rerank_core.distributions import DEFAULT_BINS, ScoreHistogram, score_histogram
 from rerank_core.metrics import evaluate
 from rerank_core.per_query import ATTRIBUTION_TEXT, WinLoss, per_tag, wins_and_losses
 
@@ -123,6 +123,36 @@ def per_query_results(rep: EvaluationReport, k: int = KEY_K) -> dict[str, WinLos
     return out
 
 
+def coverages(rep: EvaluationReport, k: int = DEFAULT_COVERAGE_K) -> dict[str, float | None]:
+    """Mean Coverage@k of every method that ran (for the coverage chip and :func:`coverage_warning`)."""
+    return {
+        name: coverage_table(m.run, rep.qrels, [k])[f"@{k}"] for name, m in rep.methods.items() if m.available
+    }
+
+
+def method_costs(rep: EvaluationReport) -> dict[str, CostEstimate]:
+    """Cost per 1,000 queries of every method that ran, from the report's prices (None with a reason)."""
+    return {
+        name: cost_per_1000(name, rep.prices, m.latencies_ms, m.usage)
+        for name, m in rep.methods.items()
+        if m.available
+    }
+
+
+def score_histograms(rep: EvaluationReport, bins: int = DEFAULT_BINS) -> dict[str, ScoreHistogram]:
+    """The score distribution of every method that ran, scale named, fallback queries left out."""
+    out = {}
+    for name, m in rep.methods.items():
+        if not m.available:
+            continue
+        hist = score_histogram(
+            m.run, method=name, scale=m.scale, exclude_queries=m.fallback_queries, bins=bins
+        )
+        if hist is not None:
+            out[name] = hist
+    return out
+
+
 def fallback_note(m: MethodEvaluation, n_queries: int) -> str | None:
     """The mark on a method's metrics when some queries fell back to the first-stage order."""
     if not m.fallback_queries:
@@ -174,7 +204,9 @@ def add_answers(rep: EvaluationReport, data: dict[str, Any]) -> dict[str, Any]:
     results = per_query_results(rep)
     cutoffs = coverage_cutoffs(rep.measures)
     n = len(rep.query_ids)
-    key_coverage: dict[str, float | None] = {}
+    key_coverage = coverages(rep)
+    costs = method_costs(rep)
+    hists = score_histograms(rep)
     for name, m in rep.methods.items():
         entry = data["methods"][name]
         entry["scale"] = m.scale or None
@@ -182,10 +214,8 @@ def add_answers(rep: EvaluationReport, data: dict[str, Any]) -> dict[str, Any]:
             continue
         entry["per_query"] = {measure: dict(values) for measure, values in m.per_query.items()}
         entry["coverage"] = coverage_table(m.run, rep.qrels, cutoffs)
-        key_coverage[name] = coverage_table(m.run, rep.qrels, [DEFAULT_COVERAGE_K])[f"@{DEFAULT_COVERAGE_K}"]
-        entry["cost"] = cost_per_1000(name, rep.prices, m.latencies_ms, m.usage).to_json()
-        hist = score_histogram(m.run, method=name, scale=m.scale, exclude_queries=m.fallback_queries)
-        entry["score_distribution"] = hist.to_json() if hist else None
+        entry["cost"] = costs[name].to_json()
+        entry["score_distribution"] = hists[name].to_json() if name in hists else None
         if m.fallback_queries:
             entry["fallback_query_ids"] = sorted(m.fallback_queries)
             entry["metrics_note"] = fallback_note(m, n)

@@ -296,10 +296,10 @@ def _figures(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
             )
         fig.update_layout(
             barmode="stack",
-            height=120 + 40 * len(names),
-            margin=dict(l=160, r=20, t=20, b=40),
+            height=150 + 40 * len(names),
+            margin=dict(l=160, r=20, t=50, b=40),
             xaxis_title="judged relevant documents",
-            legend=dict(orientation="h", y=-0.4),
+            legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
         )
         figs.append(("Where the relevant documents went", fig))
 
