@@ -19,6 +19,10 @@ Keys added to the report JSON (existing keys are never changed):
   keyed ``"@k"`` for each measure's cutoff), ``cost`` (per 1,000 queries, null with a reason),
   ``score_distribution`` (histogram, scale named), and, for a method with fallbacks,
   ``fallback_query_ids`` and ``metrics_note``.
+
+The same figures as objects, for pages: :func:`report_verdict`, :func:`lift_estimates`,
+:func:`per_query_results` (then :func:`rerank_core.per_query.per_tag`), :func:`coverages`,
+:func:`method_costs`, :func:`score_histograms` and :func:`fallback_note`.
 """
 
 from __future__ import annotations

@@ -309,3 +309,28 @@ def test_intervals_in_the_report_match_the_benchmark(evaluated):
     iv = data["analysis"]["methods"][ce]["intervals_95"]["nDCG@10"]
     assert f"[{iv['low']:.3f}, {iv['high']:.3f}]" in md
     assert not math.isnan(iv["low"])
+
+
+def test_the_pages_get_the_same_figures_as_objects(evaluated):
+    from rerank_core.answers import (
+        coverages,
+        method_costs,
+        per_query_results,
+        report_verdict,
+        score_histograms,
+    )
+
+    _, ce, rep, bench = evaluated
+    data = json.loads(rep.dumps())
+    assert coverages(rep) == {n: data["methods"][n]["coverage"]["@10"] for n in ("bm25", ce, "cohere")}
+    assert {n: c.per_1000_queries for n, c in method_costs(rep).items()} == {
+        n: data["methods"][n]["cost"]["per_1000_queries"] for n in ("bm25", ce, "cohere")
+    }
+    hists = score_histograms(rep)
+    assert hists["cohere"].to_json() == data["methods"]["cohere"]["score_distribution"]
+    assert hists["bm25"].scale == "BM25 score"
+    assert per_query_results(rep)[ce].to_json() == data["per_query_analysis"]["methods"][ce]
+    assert report_verdict(rep).to_json() == data["verdict"]
+    # the Benchmark page's verdict is the same rule on the same numbers
+    assert bench.verdict is not None and bench.to_json()["verdict"] == bench.verdict.to_json()
+    assert bench.to_json()["analysis"]["verdict"]["call"] == bench.verdict.kind
