@@ -296,21 +296,40 @@ LIFT_BOOTSTRAP_SEED = 0
 BOOTSTRAP_BLOCK = 1_000
 
 
+def expanded_alpha(n: int, alpha: float = VERDICT_ALPHA) -> float:
+    """The tail level the expanded percentile bootstrap uses for a mean of ``n`` values.
+
+    Hesterberg's expansion: the plain percentile interval of a mean is too narrow in small samples
+    (it behaves like ``mean +- z * s / sqrt(n)`` with the divisor-n standard deviation), so the
+    quantiles are taken at ``alpha' = 2 * Phi(-sqrt(n / (n - 1)) * t(1 - alpha / 2, n - 1))``,
+    which gives the width of the t interval for symmetric data: 0.032 instead of 0.05 for 20
+    queries, 0.048 for 225. ``n < 2`` keeps ``alpha``.
+    """
+    if n < 2:
+        return alpha
+    from scipy.stats import norm, t
+
+    return float(2.0 * norm.cdf(-math.sqrt(n / (n - 1)) * t.ppf(1 - alpha / 2, n - 1)))
+
+
 def paired_bootstrap_ci(
     differences: Mapping[str, float] | Iterable[float],
     n_resamples: int = LIFT_BOOTSTRAP_RESAMPLES,
     alpha: float = VERDICT_ALPHA,
     seed: int = LIFT_BOOTSTRAP_SEED,
+    expanded: bool = True,
 ) -> tuple[float, float, float]:
-    """``(mean, low, high)`` of per-query paired differences: a percentile bootstrap, seeded.
+    """``(mean, low, high)`` of per-query paired differences: an expanded percentile bootstrap, seeded.
 
     The recipe, exactly (so anyone can recompute it): ``rng = numpy.random.default_rng(seed)``;
     in blocks of :data:`BOOTSTRAP_BLOCK` resamples, ``idx = rng.integers(0, n, size=(block, n))``
     draws n queries with replacement per resample and the resample's statistic is
-    ``differences[idx].mean(axis=1)``; the interval is ``numpy.quantile(means, [alpha / 2,
-    1 - alpha / 2])`` (numpy's default linear interpolation). Resampling the *differences* of the
-    same queries keeps the pairing: a query that is hard for both methods moves both together.
-    Deterministic for a given seed; one difference, or identical ones, give a zero-width interval.
+    ``differences[idx].mean(axis=1)``; the interval is ``numpy.quantile(means, [a / 2, 1 - a / 2])``
+    (numpy's default linear interpolation) with ``a = expanded_alpha(n, alpha)`` (see
+    :func:`expanded_alpha`; ``a = alpha`` with ``expanded=False``, the plain percentile interval).
+    Resampling the *differences* of the same queries keeps the pairing: a query that is hard for
+    both methods moves both together. Deterministic for a given seed; one difference, or
+    identical ones, give a zero-width interval.
     """
     arr = _as_array(differences)
     if arr.size == 0:
@@ -329,7 +348,8 @@ def paired_bootstrap_ci(
         block = min(BOOTSTRAP_BLOCK, int(n_resamples) - start)
         idx = rng.integers(0, n, size=(block, n))
         means[start : start + block] = arr[idx].mean(axis=1)
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    a = expanded_alpha(n, alpha) if expanded else alpha
+    low, high = np.quantile(means, [a / 2, 1 - a / 2])
     return mean, float(low), float(high)
 
 
@@ -369,7 +389,7 @@ class LiftEstimate:
     """One method against the first stage on the verdict's measure, over the queries both have.
 
     ``lift`` is the mean per-query difference (method minus first stage); ``ci_low``/``ci_high``
-    its 95% paired-bootstrap interval (:func:`paired_bootstrap_ci`); ``p_value`` the two-sided
+    its 95% expanded percentile paired-bootstrap interval (:func:`paired_bootstrap_ci`); ``p_value`` the two-sided
     paired randomisation test (:func:`paired_test`); ``queries_needed`` the power calculation
     (:func:`queries_needed`); ``added_p95_ms`` the method's p95 latency on top of the first stage.
     """
@@ -386,7 +406,8 @@ class LiftEstimate:
 
     @property
     def clearly_positive(self) -> bool:
-        return self.ci_low > 0.0
+        """Interval above zero AND randomisation test below the level: both say it is not chance."""
+        return self.ci_low > 0.0 and self.p_value < VERDICT_ALPHA
 
     @property
     def clearly_negative(self) -> bool:
@@ -466,8 +487,9 @@ def verdict_rules(metric_name: str = "nDCG@10") -> str:
     return (
         f"Rules, in order: (1) if the first stage's Recall@50 is below {FIX_RETRIEVAL_RECALL_AT_50:.0%}, "
         f"fix retrieval first. (2) If a reranker's {metric_name} lift over the first stage has its {level} "
-        f"interval above zero (paired bootstrap of the per-query differences), the reranker pays; the one "
-        f"with the largest such lift is named. (3) Otherwise, if the first stage's top 3 holds at least "
+        f"interval above zero (expanded percentile bootstrap of the per-query differences) and the paired "
+        f"randomisation test gives p below {VERDICT_ALPHA:g}, the reranker pays; the one with the largest "
+        f"such lift is named. (3) Otherwise, if the first stage's top 3 holds at least "
         f"{ALREADY_GOOD_RECALL_AT_3:.0%} of the relevant documents it could hold (Recall@3 divided by the "
         f"best attainable Recall@3, min(3, R) / R for a query with R relevant documents, averaged over "
         f"queries), it is already good. (4) Otherwise the measurements are inconclusive, with the number of "
@@ -483,7 +505,8 @@ class Verdict:
 
     ``kind`` is the call (one of :data:`VERDICT_KINDS`, see :func:`verdict`). ``best_method`` is
     the method the call is about (None when no reranker was measured): for ``reranker-pays`` the
-    largest lift whose interval is above zero, otherwise the largest lift. ``lift``, ``ci_low``,
+    largest lift that is clearly positive (:attr:`LiftEstimate.clearly_positive`), otherwise the
+    largest lift. ``lift``, ``ci_low``,
     ``ci_high``, ``p_value`` and ``n_queries`` describe that method; ``queries_needed`` is set
     only for ``inconclusive`` (how many queries in all would tell its lift from zero).
     ``worth_it`` says the call is ``reranker-pays`` with a lift of at least
@@ -539,6 +562,19 @@ def p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+def _why_not(e: LiftEstimate) -> str:
+    """Why a lift is not called: the interval reaches zero, or the test disagrees with it."""
+    where = f"({signed(e.ci_low)} to {signed(e.ci_high)})"
+    if e.ci_high < 0:
+        return f"its 95% interval {where} lies below zero"
+    if e.ci_low <= 0:
+        return f"its 95% interval {where} includes zero"
+    return (
+        f"its 95% interval {where} is just above zero but the paired randomisation test gives "
+        f"{p_text(e.p_value)}, not below {VERDICT_ALPHA:g}: the two disagree at the edge"
+    )
+
+
 def _describe(e: LiftEstimate, metric_name: str, baseline: float | None) -> str:
     facts = [f"95% interval {signed(e.ci_low)} to {signed(e.ci_high)}", p_text(e.p_value), f"{e.n} queries"]
     if baseline is not None:
@@ -572,8 +608,10 @@ def verdict(
 
     1. mean Recall@50 < :data:`FIX_RETRIEVAL_RECALL_AT_50` -> ``fix-retrieval-first`` (a reranker
        only reorders what the first stage found);
-    2. some method's lift has its 95% interval above zero -> ``reranker-pays``, about the largest
-       such lift (ties: the lower added latency, then the name);
+    2. some method's lift has its 95% interval above zero and its paired randomisation test
+       p < :data:`VERDICT_ALPHA` (:attr:`LiftEstimate.clearly_positive`; requiring both keeps the
+       call from contradicting either figure shown with it) -> ``reranker-pays``, about the
+       largest such lift (ties: the lower added latency, then the name);
     3. mean Recall@3 / ideal Recall@3 >= :data:`ALREADY_GOOD_RECALL_AT_3` -> ``already-good``;
     4. otherwise ``inconclusive``, about the largest lift, with :func:`queries_needed` for it
        (None when no reranker was measured, when its lift is exactly 0, or when its interval is
@@ -626,7 +664,7 @@ def verdict(
         kind, chosen = "reranker-pays", paying[0]
         text = (
             f"A reranker pays here: {_describe(chosen, metric_name, baseline)} The lift's 95% interval is "
-            f"above zero, so it is not chance on these {chosen.n} queries. The first stage finds {r50:.0%} "
+            f"above zero and the paired test agrees, so it is not chance on these {chosen.n} queries. The first stage finds {r50:.0%} "
             f"of the relevant documents in its top 50 and {top3_fact}."
         )
         if chosen.lift < MIN_USEFUL_LIFT:
@@ -635,21 +673,18 @@ def verdict(
                 f"added latency."
             )
         if top is not None and top is not chosen:
-            text += (
-                f" {top.method} measured a larger lift ({signed(top.lift)}), but its interval "
-                f"({signed(top.ci_low)} to {signed(top.ci_high)}) includes zero."
-            )
+            text += f" {top.method} measured a larger lift ({signed(top.lift)}), but {_why_not(top)}."
     elif top3 >= ALREADY_GOOD_RECALL_AT_3:
         kind, chosen = "already-good", top
         measured = (
-            f"{_describe(chosen, metric_name, baseline)} Its interval includes zero or lies below it."
+            f"{_describe(chosen, metric_name, baseline)} It is not called: {_why_not(chosen)}."
             if chosen
             else "No reranker was measured yet."
         )
         text = (
             f"The first stage is already good: it finds {r50:.0%} of the relevant documents in its top 50 "
             f"and {top3_fact}. The rule: {ALREADY_GOOD_RECALL_AT_3:.0%} or more of the attainable means "
-            f"already good, and no reranker showed a lift whose interval is above zero. {measured} Keep the "
+            f"already good, and no reranker showed a lift that is clearly not chance. {measured} Keep the "
             f"first stage alone."
         )
     else:
@@ -677,8 +712,8 @@ def verdict(
                     + (f" ({more:,} more than the {chosen.n} here)." if more else f"; {chosen.n} were used.")
                 )
             text = (
-                f"Inconclusive: {_describe(chosen, metric_name, baseline)} The lift's 95% interval includes "
-                f"zero, so it cannot be told from chance on these {chosen.n} queries. {how_many} {room}"
+                f"Inconclusive: {_describe(chosen, metric_name, baseline)} It cannot be told from chance on "
+                f"these {chosen.n} queries: {_why_not(chosen)}. {how_many} {room}"
             )
     text += others
     return Verdict(

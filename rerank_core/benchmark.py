@@ -15,7 +15,7 @@ metrics), then adds, from the per-query values it keeps:
 - the verdict (:func:`rerank_core.answers.report_verdict`, the rule of the evaluate report too)
   from the first stage's Recall@50 and Recall@3 and each reranker's nDCG@10 lift with its 95%
   paired-bootstrap interval, p-value and p95 latency: ``reranker-pays`` only when the interval is
-  above zero, else ``inconclusive`` with the queries a clear answer would need (or
+  above zero and p < 0.05, else ``inconclusive`` with the queries a clear answer would need (or
   ``fix-retrieval-first`` / ``already-good``);
 - the adaptive policy curve per reranker: rerank only when the first stage is unsure.
 

@@ -17,6 +17,7 @@ from rerank_core.analysis import (
     VERDICT_KINDS,
     LiftEstimate,
     estimate_lift,
+    expanded_alpha,
     paired_bootstrap_ci,
     paired_test,
     queries_needed,
@@ -25,8 +26,16 @@ from rerank_core.analysis import (
 )
 
 
+def _expanded(n: int, alpha: float = 0.05) -> float:
+    """Hesterberg's expanded tail level, written out again: 2 Phi(-sqrt(n / (n - 1)) t(1 - alpha / 2, n - 1))."""
+    from scipy.stats import norm, t
+
+    return 2 * norm.cdf(-math.sqrt(n / (n - 1)) * t.ppf(1 - alpha / 2, n - 1))
+
+
 def _recipe(diffs: np.ndarray, n_resamples: int, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
     """The documented bootstrap recipe, written out again here."""
+    alpha = _expanded(diffs.size, alpha)
     rng = np.random.default_rng(seed)
     means = []
     for start in range(0, n_resamples, BOOTSTRAP_BLOCK):
@@ -51,17 +60,29 @@ def test_paired_bootstrap_follows_its_documented_recipe_and_is_deterministic():
     )
 
 
-def test_paired_bootstrap_agrees_with_scipy_and_the_normal_interval():
+def test_paired_bootstrap_agrees_with_scipy_and_the_t_interval():
     from scipy import stats
 
     diffs = np.random.default_rng(7).normal(0.03, 0.2, 225)
-    _, lo, hi = paired_bootstrap_ci(diffs)
+    _, lo, hi = paired_bootstrap_ci(diffs, expanded=False)  # the plain percentile interval
     ref = stats.bootstrap(
         (diffs,), np.mean, n_resamples=10_000, method="percentile", rng=np.random.default_rng(1)
     ).confidence_interval
     assert lo == pytest.approx(ref.low, abs=0.004) and hi == pytest.approx(ref.high, abs=0.004)
-    half = 1.96 * diffs.std(ddof=1) / math.sqrt(diffs.size)
-    assert (hi - lo) / 2 == pytest.approx(half, rel=0.08)
+    # the expanded one is as wide as the t interval, also on few queries (the plain one is too narrow)
+    for n in (225, 12):
+        sample = diffs[:n]
+        _, lo, hi = paired_bootstrap_ci(sample)
+        half = stats.t.ppf(0.975, n - 1) * sample.std(ddof=1) / math.sqrt(n)
+        assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
+        _, plo, phi = paired_bootstrap_ci(sample, expanded=False)
+        assert phi - plo < hi - lo
+
+
+def test_the_expanded_level_by_formula():
+    assert expanded_alpha(20) == pytest.approx(_expanded(20)) == pytest.approx(0.0318, abs=1e-4)
+    assert expanded_alpha(225) == pytest.approx(0.0483, abs=1e-4)
+    assert expanded_alpha(1) == 0.05 and expanded_alpha(10_000) == pytest.approx(0.05, abs=1e-4)
 
 
 def test_paired_bootstrap_edge_cases():
@@ -102,8 +123,16 @@ def test_queries_needed_edge_cases():
 # -- the calls ------------------------------------------------------------------------------------------
 
 
-def _est(method: str, lift: float, lo: float, hi: float, ms: float = 100.0, needed: int | None = 300):
-    return LiftEstimate(method, lift, lo, hi, p_value=0.2, n=30, queries_needed=needed, added_p95_ms=ms)
+def _est(
+    method: str,
+    lift: float,
+    lo: float,
+    hi: float,
+    ms: float = 100.0,
+    needed: int | None = 300,
+    p: float = 0.01,
+):
+    return LiftEstimate(method, lift, lo, hi, p_value=p, n=30, queries_needed=needed, added_p95_ms=ms)
 
 
 def test_reranker_pays_needs_the_interval_above_zero():
@@ -114,22 +143,28 @@ def test_reranker_pays_needs_the_interval_above_zero():
         "method": "cross-encoder",
         "lift": 0.05,
         "ci": [0.01, 0.09],
-        "p": 0.2,
+        "p": 0.01,
         "queries_needed": None,
     }
     assert "0.400 -> 0.450" in v.text and "+0.010 to +0.090" in v.text
 
     # the issue's case: a lift whose interval includes zero is not a reranker paying
-    unsure = verdict(0.8, 0.3, {"cross-encoder": _est("cross-encoder", 0.05, -0.02, 0.12, needed=212)})
+    unsure = verdict(0.8, 0.3, {"cross-encoder": _est("cross-encoder", 0.05, -0.02, 0.12, needed=212, p=0.2)})
     assert unsure.kind == "inconclusive" and not unsure.worth_it
     assert unsure.to_json()["queries_needed"] == 212 and unsure.queries_needed == 212
     assert "212 queries" in unsure.text and "182 more than the 30 here" in unsure.text
-    assert "reranker pays" not in unsure.text.lower()
+    assert "reranker pays" not in unsure.text.lower() and "includes zero" in unsure.text
+
+    # the interval and the test must agree: an interval just above zero with p = 0.068 is not called
+    edge = verdict(0.8, 0.3, {"li": _est("li", 0.047, 0.0003, 0.092, needed=40, p=0.068)})
+    assert edge.kind == "inconclusive" and "p = 0.068" in edge.text and "disagree at the edge" in edge.text
+    significant_but_wide = verdict(0.8, 0.3, {"li": _est("li", 0.047, -0.001, 0.092, needed=25, p=0.04)})
+    assert significant_but_wide.kind == "inconclusive" and "includes zero" in significant_but_wide.text
 
 
 def test_the_largest_lift_with_its_interval_above_zero_is_named():
     estimates = {
-        "llm": _est("llm", 0.08, -0.01, 0.17, ms=3000),
+        "llm": _est("llm", 0.08, -0.01, 0.17, ms=3000, p=0.09),
         "cross-encoder": _est("cross-encoder", 0.04, 0.01, 0.07),
         "flashrank": _est("flashrank", 0.03, 0.005, 0.055, ms=10),
     }
@@ -178,7 +213,14 @@ def test_inconclusive_without_rerankers_and_when_every_reranker_hurts():
 
 def test_rules_are_stated_once_with_their_bars():
     rules = verdict_rules()
-    for bar in ("60%", "80%", "95% interval", "paired bootstrap", "80% power", "min(3, R) / R"):
+    for bar in (
+        "60%",
+        "80%",
+        "95% interval",
+        "bootstrap of the per-query differences",
+        "p below 0.05",
+        "80% power",
+    ):
         assert bar in rules
 
 
@@ -271,7 +313,7 @@ def test_all_cranfield_queries_verdict_equals_a_recomputation_from_the_run_files
     of_ideal = np.mean([fs["R@3"][q] * n_rel[q] / min(3, n_rel[q]) for q in full.query_ids if n_rel[q]])
     if recall50 < FIX_RETRIEVAL_RECALL_AT_50:
         call = "fix-retrieval-first"
-    elif lo > 0:
+    elif lo > 0 and v["p"] < 0.05:
         call = "reranker-pays"
     elif of_ideal >= ALREADY_GOOD_RECALL_AT_3:
         call = "already-good"
