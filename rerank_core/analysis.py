@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -283,7 +284,163 @@ def find_knee(depths: Sequence[int], values: Sequence[float], tolerance: float =
 # --------------------------------------------------------------------------------------------------
 # verdict
 # --------------------------------------------------------------------------------------------------
-VERDICT_KINDS = ("fix-retrieval-first", "reranker-pays", "already-good")
+VERDICT_KINDS = ("fix-retrieval-first", "reranker-pays", "already-good", "inconclusive")
+#: confidence of the lift's interval and significance level of the sample-size estimate
+VERDICT_ALPHA = 0.05
+#: power of the sample-size estimate (:func:`queries_needed`)
+VERDICT_POWER = 0.8
+#: resamples of the paired bootstrap behind the lift's interval, and its seed
+LIFT_BOOTSTRAP_RESAMPLES = 10_000
+LIFT_BOOTSTRAP_SEED = 0
+#: resamples are drawn in blocks of this many rows (part of the recipe: it fixes the random stream)
+BOOTSTRAP_BLOCK = 1_000
+
+
+def expanded_alpha(n: int, alpha: float = VERDICT_ALPHA) -> float:
+    """The tail level the expanded percentile bootstrap uses for a mean of ``n`` values.
+
+    Hesterberg's expansion: the plain percentile interval of a mean is too narrow in small samples
+    (it behaves like ``mean +- z * s / sqrt(n)`` with the divisor-n standard deviation), so the
+    quantiles are taken at ``alpha' = 2 * Phi(-sqrt(n / (n - 1)) * t(1 - alpha / 2, n - 1))``,
+    which gives the width of the t interval for symmetric data: 0.032 instead of 0.05 for 20
+    queries, 0.048 for 225. ``n < 2`` keeps ``alpha``.
+    """
+    if n < 2:
+        return alpha
+    from scipy.stats import norm, t
+
+    return float(2.0 * norm.cdf(-math.sqrt(n / (n - 1)) * t.ppf(1 - alpha / 2, n - 1)))
+
+
+def paired_bootstrap_ci(
+    differences: Mapping[str, float] | Iterable[float],
+    n_resamples: int = LIFT_BOOTSTRAP_RESAMPLES,
+    alpha: float = VERDICT_ALPHA,
+    seed: int = LIFT_BOOTSTRAP_SEED,
+    expanded: bool = True,
+) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of per-query paired differences: an expanded percentile bootstrap, seeded.
+
+    The recipe, exactly (so anyone can recompute it): ``rng = numpy.random.default_rng(seed)``;
+    in blocks of :data:`BOOTSTRAP_BLOCK` resamples, ``idx = rng.integers(0, n, size=(block, n))``
+    draws n queries with replacement per resample and the resample's statistic is
+    ``differences[idx].mean(axis=1)``; the interval is ``numpy.quantile(means, [a / 2, 1 - a / 2])``
+    (numpy's default linear interpolation) with ``a = expanded_alpha(n, alpha)`` (see
+    :func:`expanded_alpha`; ``a = alpha`` with ``expanded=False``, the plain percentile interval).
+    Resampling the *differences* of the same queries keeps the pairing: a query that is hard for
+    both methods moves both together. Deterministic for a given seed; one difference, or
+    identical ones, give a zero-width interval.
+    """
+    arr = _as_array(differences)
+    if arr.size == 0:
+        raise ValueError("paired_bootstrap_ci needs at least one per-query difference")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    mean = float(arr.mean())
+    if arr.size == 1 or np.all(arr == arr[0]):
+        return mean, mean, mean
+    rng = np.random.default_rng(seed)
+    n = arr.size
+    means = np.empty(int(n_resamples), dtype=np.float64)
+    for start in range(0, int(n_resamples), BOOTSTRAP_BLOCK):
+        block = min(BOOTSTRAP_BLOCK, int(n_resamples) - start)
+        idx = rng.integers(0, n, size=(block, n))
+        means[start : start + block] = arr[idx].mean(axis=1)
+    a = expanded_alpha(n, alpha) if expanded else alpha
+    low, high = np.quantile(means, [a / 2, 1 - a / 2])
+    return mean, float(low), float(high)
+
+
+def queries_needed(
+    differences: Mapping[str, float] | Iterable[float],
+    alpha: float = VERDICT_ALPHA,
+    power: float = VERDICT_POWER,
+) -> int | None:
+    """How many queries a paired comparison needs to tell a difference of the observed size.
+
+    A power calculation for a two-sided paired test at level ``alpha`` with power ``power``, by
+    the normal approximation: ``n = ceil(((z(1 - alpha/2) + z(power)) * s / |d|) ** 2)`` where
+    ``d`` is the mean and ``s`` the sample standard deviation (``ddof=1``) of the observed
+    per-query differences, and ``z`` the standard normal quantile (1.960 and 0.842 at the
+    defaults, so ``n = ceil(7.85 * s**2 / d**2)``). It is the total number of queries (not the
+    additional ones) at which a true difference ``d`` would be found 80% of the time. None when it
+    cannot be estimated: fewer than two differences or a mean difference of exactly 0 (no effect
+    to size). Identical non-zero differences need 2 (the fewest a spread can be measured on).
+    """
+    arr = _as_array(differences)
+    if not 0.0 < alpha < 1.0 or not 0.0 < power < 1.0:
+        raise ValueError(f"alpha and power must be between 0 and 1, got {alpha} and {power}")
+    if arr.size < 2:
+        return None
+    d = float(arr.mean())
+    if d == 0.0:
+        return None
+    from scipy.stats import norm
+
+    s = float(arr.std(ddof=1))
+    z = float(norm.ppf(1 - alpha / 2) + norm.ppf(power))
+    return max(2, math.ceil((z * s / abs(d)) ** 2))
+
+
+@dataclass(frozen=True)
+class LiftEstimate:
+    """One method against the first stage on the verdict's measure, over the queries both have.
+
+    ``lift`` is the mean per-query difference (method minus first stage); ``ci_low``/``ci_high``
+    its 95% expanded percentile paired-bootstrap interval (:func:`paired_bootstrap_ci`); ``p_value`` the two-sided
+    paired randomisation test (:func:`paired_test`); ``queries_needed`` the power calculation
+    (:func:`queries_needed`); ``added_p95_ms`` the method's p95 latency on top of the first stage.
+    """
+
+    method: str
+    lift: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+    queries_needed: int | None
+    added_p95_ms: float | None = None
+    fallback_queries: int = 0
+
+    @property
+    def clearly_positive(self) -> bool:
+        """The lift's 95% interval lies above zero (the verdict's rule for ``reranker-pays``)."""
+        return self.ci_low > 0.0
+
+    @property
+    def clearly_negative(self) -> bool:
+        return self.ci_high < 0.0
+
+
+def estimate_lift(
+    method: str,
+    first_stage: Mapping[str, float],
+    reranked: Mapping[str, float],
+    *,
+    added_p95_ms: float | None = None,
+    fallback_queries: int = 0,
+) -> LiftEstimate:
+    """The lift of ``reranked`` over ``first_stage`` (per-query values of one measure), with its
+    interval, p-value and the queries a clear answer needs. Only shared queries count."""
+    shared = [q for q in first_stage if q in reranked]
+    if not shared:
+        raise ValueError(f"{method}: no query in common with the first stage")
+    diffs = [float(reranked[q]) - float(first_stage[q]) for q in shared]
+    mean, low, high = paired_bootstrap_ci(diffs)
+    p = paired_test({q: first_stage[q] for q in shared}, {q: reranked[q] for q in shared}).p_value
+    return LiftEstimate(
+        method=method,
+        lift=mean,
+        ci_low=low,
+        ci_high=high,
+        p_value=p,
+        n=len(shared),
+        queries_needed=queries_needed(diffs),
+        added_p95_ms=None if added_p95_ms is None else float(added_p95_ms),
+        fallback_queries=int(fallback_queries),
+    )
 
 
 def ideal_recall_at_k(judgements: Mapping[str, int], k: int) -> float:
@@ -324,25 +481,38 @@ def recall_of_ideal(
 
 
 def verdict_rules(metric_name: str = "nDCG@10") -> str:
-    """The verdict's rules and thresholds in one plain paragraph (the page shows it with the verdict)."""
+    """The verdict's rules and thresholds in one plain paragraph (shown with the verdict, written
+    into reports). :func:`verdict` applies exactly these, in this order."""
+    level = f"{1 - VERDICT_ALPHA:.0%}"
     return (
-        f"Rules: if the first stage's Recall@50 is below {FIX_RETRIEVAL_RECALL_AT_50:.0%}, fix retrieval first. "
-        f"Otherwise, if its top 3 holds at least {ALREADY_GOOD_RECALL_AT_3:.0%} of the relevant documents it "
-        f"could hold (Recall@3 divided by the best attainable Recall@3, min(3, R) / R for a query with R "
-        f"relevant documents, averaged over queries), it is already good. Otherwise a reranker pays. A lift "
-        f"below {MIN_USEFUL_LIFT} {metric_name} is reported as not worth its latency."
+        f"Rules, in order: (1) if the first stage's Recall@50 is below {FIX_RETRIEVAL_RECALL_AT_50:.0%}, "
+        f"fix retrieval first. (2) If a reranker's {metric_name} lift over the first stage has its {level} "
+        f"interval above zero (expanded percentile bootstrap of the per-query differences), the reranker "
+        f"pays; the one with the largest such lift is named (the paired randomisation test's p is shown "
+        f"beside it, and a disagreement is pointed out). (3) Otherwise, if the first stage's top 3 holds at least "
+        f"{ALREADY_GOOD_RECALL_AT_3:.0%} of the relevant documents it could hold (Recall@3 divided by the "
+        f"best attainable Recall@3, min(3, R) / R for a query with R relevant documents, averaged over "
+        f"queries), it is already good. (4) Otherwise the measurements are inconclusive, with the number of "
+        f"queries a paired test would need (two-sided at the {VERDICT_ALPHA:.0%} level, {VERDICT_POWER:.0%} power) to tell "
+        f"the best reranker's lift from zero. A lift below {MIN_USEFUL_LIFT} {metric_name} is called "
+        f"small."
     )
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Where the headroom is, and what the best measured reranker buys.
+    """The call, and what the best measured reranker buys, with its uncertainty.
 
-    ``kind`` says where the headroom is (see :func:`verdict`); ``best_method`` is the method with
-    the largest lift (None when no method was measured) and ``worth_it`` says whether that lift
-    reaches :data:`MIN_USEFUL_LIFT`. ``recall_at_3`` is the first stage's mean Recall@3 and
-    ``recall_at_3_of_ideal`` the mean of Recall@3 / ideal Recall@3 the rule used. ``text`` is the
-    paragraph shown to the user, rule and thresholds included.
+    ``kind`` is the call (one of :data:`VERDICT_KINDS`, see :func:`verdict`). ``best_method`` is
+    the method the call is about (None when no reranker was measured): for ``reranker-pays`` the
+    largest lift that is clearly positive (:attr:`LiftEstimate.clearly_positive`), otherwise the
+    largest lift. ``lift``, ``ci_low``,
+    ``ci_high``, ``p_value`` and ``n_queries`` describe that method; ``queries_needed`` is set
+    only for ``inconclusive`` (how many queries in all would tell its lift from zero).
+    ``worth_it`` says the call is ``reranker-pays`` with a lift of at least
+    :data:`MIN_USEFUL_LIFT`. ``recall_at_3`` is the first stage's mean Recall@3 and
+    ``recall_at_3_of_ideal`` the mean of Recall@3 / ideal Recall@3 the rule used. ``text`` is
+    the paragraph shown to the user. ``estimates`` holds every method's :class:`LiftEstimate`.
     """
 
     kind: str
@@ -354,36 +524,98 @@ class Verdict:
     added_p95_ms: float | None = None
     worth_it: bool = False
     recall_at_3_of_ideal: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    n_queries: int | None = None
+    queries_needed: int | None = None
+    estimates: Mapping[str, LiftEstimate] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def call(self) -> str:
+        return self.kind
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"call", "method", "lift", "ci": [lo, hi], "p", "queries_needed"}``, exactly these keys."""
+        return {
+            "call": self.kind,
+            "method": self.best_method,
+            "lift": self.lift,
+            "ci": None if self.ci_low is None or self.ci_high is None else [self.ci_low, self.ci_high],
+            "p": self.p_value,
+            "queries_needed": self.queries_needed,
+        }
 
 
 def _ms(value: float) -> str:
     return f"{value:,.0f} ms" if abs(value) >= 10 else f"{value:.1f} ms"
 
 
+def signed(value: float, digits: int = 3) -> str:
+    """``+0.023``; a value that would round to zero keeps two more digits (``-0.00030``)."""
+    text = f"{value:+.{digits}f}"
+    return f"{value:+.{digits + 2}f}" if value != 0 and float(text) == 0 else text
+
+
+def p_text(p: float) -> str:
+    """``p = 0.052``, or ``p < 0.001``."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _why_not(e: LiftEstimate) -> str:
+    """Why a lift is not called: the interval reaches zero, or the test disagrees with it."""
+    where = f"({signed(e.ci_low)} to {signed(e.ci_high)})"
+    if e.ci_high < 0:
+        return f"its 95% interval {where} lies below zero"
+    if e.ci_low <= 0:
+        return f"its 95% interval {where} includes zero"
+    return (
+        f"its 95% interval {where} is just above zero but the paired randomisation test gives "
+        f"{p_text(e.p_value)}, not below {VERDICT_ALPHA:g}: the two disagree at the edge"
+    )
+
+
+def _describe(e: LiftEstimate, metric_name: str, baseline: float | None) -> str:
+    facts = [f"95% interval {signed(e.ci_low)} to {signed(e.ci_high)}", p_text(e.p_value), f"{e.n} queries"]
+    if baseline is not None:
+        facts.insert(0, f"{baseline:.3f} -> {baseline + e.lift:.3f}")
+    change = f"{metric_name} by {signed(e.lift)} ({'; '.join(facts)})"
+    cost = f" for {_ms(e.added_p95_ms)} more p95 latency" if e.added_p95_ms is not None else ""
+    fell = (
+        f" ({e.fallback_queries} of its queries fell back to the first-stage order: those count as no change)"
+        if e.fallback_queries
+        else ""
+    )
+    return f"{e.method} changes {change}{cost}{fell}."
+
+
 def verdict(
     first_stage_recall50: float,
     first_stage_recall3: float,
-    method_lifts: Mapping[str, tuple[float, float]],
+    estimates: Mapping[str, LiftEstimate],
     metric_name: str = "nDCG@10",
     baseline: float | None = None,
     *,
     recall3_of_ideal: float | None = None,
 ) -> Verdict:
-    """Decide whether reranking pays, from first-stage recall and each method's measured lift.
+    """The call on whether reranking pays, from first-stage recall and each reranker's lift.
 
-    ``method_lifts[method] = (lift, added_p95_ms)``: the method's mean ``metric_name`` minus the
-    first stage's, and its p95 latency on top of the first stage. ``recall3_of_ideal`` is the mean
-    over queries of :func:`recall_of_ideal` at k = 3; when omitted, the raw ``first_stage_recall3``
-    stands in for it (the two are equal when no query has more than 3 relevant documents). Rules,
-    in order:
+    ``estimates[method]`` is the method's :class:`LiftEstimate` (see :func:`estimate_lift`) on
+    ``metric_name``. ``recall3_of_ideal`` is the mean over queries of :func:`recall_of_ideal` at
+    k = 3; when omitted, the raw ``first_stage_recall3`` stands in for it (the two are equal when
+    no query has more than 3 relevant documents). The rules, in order (:func:`verdict_rules`
+    states them for people):
 
     1. mean Recall@50 < :data:`FIX_RETRIEVAL_RECALL_AT_50` -> ``fix-retrieval-first`` (a reranker
        only reorders what the first stage found);
-    2. mean Recall@3 / ideal Recall@3 >= :data:`ALREADY_GOOD_RECALL_AT_3` -> ``already-good`` (the
-       top 3 is close to the best it can be: little room left);
-    3. otherwise -> ``reranker-pays`` (the answers are in the candidates but ranked too low).
-
-    The best method is the one with the largest lift (ties: the lower added latency).
+    2. some method's lift has its 95% interval above zero (:attr:`LiftEstimate.clearly_positive`;
+       the expanded bootstrap interval is as wide as a t-interval on few queries, so it rarely
+       disagrees with the randomisation test, and the text says so when it does) ->
+       ``reranker-pays``, about the largest such lift (ties: the lower added latency, then the name);
+    3. mean Recall@3 / ideal Recall@3 >= :data:`ALREADY_GOOD_RECALL_AT_3` -> ``already-good``;
+    4. otherwise ``inconclusive``, about the largest lift, with :func:`queries_needed` for it
+       (None when no reranker was measured, when its lift is exactly 0, or when its interval is
+       wholly below zero: more queries would not make it pay).
     """
     top3 = first_stage_recall3 if recall3_of_ideal is None else recall3_of_ideal
     for name, value in (
@@ -393,75 +625,118 @@ def verdict(
     ):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1, got {value}")
-    lifts = {m: (float(li), float(la)) for m, (li, la) in method_lifts.items()}
-    best_name: str | None = None
-    lift = added = 0.0
-    if lifts:
-        best_name, (lift, added) = min(lifts.items(), key=lambda kv: (-kv[1][0], kv[1][1], kv[0]))
-    worth_it = best_name is not None and lift >= MIN_USEFUL_LIFT
     r50, r3 = first_stage_recall50, first_stage_recall3
 
-    if best_name is None:
-        measured = "No reranker was measured yet."
-    else:
-        change = f"{lift:+.3f} {metric_name}"
-        if baseline is not None:
-            change += f" ({baseline:.3f} -> {baseline + lift:.3f})"
-        measured = (
-            f"The best reranker measured, {best_name}, changes {change} for {_ms(added)} more p95 latency."
-        )
-        cheaper = [
-            (m, la)
-            for m, (li, la) in lifts.items()
-            if m != best_name and lift > 0 and li >= 0.9 * lift and la <= 0.5 * added
-        ]
-        if worth_it and cheaper:
-            m, la = min(cheaper, key=lambda x: x[1])
-            measured += f" {m} gets at least 90% of that lift for {_ms(la)}."
+    def rank_key(e: LiftEstimate) -> tuple[float, float, str]:
+        return (-e.lift, e.added_p95_ms if e.added_p95_ms is not None else math.inf, e.method)
 
+    ranked = sorted(estimates.values(), key=rank_key)
+    paying = [e for e in ranked if e.clearly_positive]
+    top = ranked[0] if ranked else None
     top3_fact = (
         f"its top 3 holds {top3:.0%} of the relevant documents it could hold (Recall@3 {r3:.2f}; a query "
         f"with R relevant documents can reach at most min(3, R) / R)"
     )
+    others = ""
+    if len(ranked) > 1:
+        others = (
+            " Others: "
+            + "; ".join(
+                f"{e.method} {signed(e.lift)} ({signed(e.ci_low)} to {signed(e.ci_high)})"
+                for e in ranked
+                if e is not (paying[0] if paying else top)
+            )
+            + "."
+        )
+
+    chosen: LiftEstimate | None
+    needed: int | None = None
     if r50 < FIX_RETRIEVAL_RECALL_AT_50:
-        kind = "fix-retrieval-first"
+        kind, chosen = "fix-retrieval-first", (paying[0] if paying else top)
+        measured = _describe(chosen, metric_name, baseline) if chosen else "No reranker was measured yet."
         text = (
             f"Fix retrieval first. The first stage finds only {r50:.0%} of the relevant documents in its "
             f"top 50 (Recall@50 {r50:.2f}; the rule: below {FIX_RETRIEVAL_RECALL_AT_50:.0%} means fix "
             f"retrieval first), and a reranker can only reorder what it is given. Try hybrid or dense "
             f"retrieval, better chunking or a deeper candidate list before paying for reranking. {measured}"
         )
+    elif paying:
+        kind, chosen = "reranker-pays", paying[0]
+        text = (
+            f"A reranker pays here: {_describe(chosen, metric_name, baseline)} The lift's 95% interval is "
+            f"above zero, so it is not chance on these {chosen.n} queries"
+            + (
+                f" (the paired randomisation test is less sure: {p_text(chosen.p_value)}; more queries would settle it)"
+                if chosen.p_value >= VERDICT_ALPHA
+                else ""
+            )
+            + f". The first stage finds {r50:.0%} of the relevant documents in its top 50 and {top3_fact}."
+        )
+        if chosen.lift < MIN_USEFUL_LIFT:
+            text += (
+                f" The lift is real but small (below {MIN_USEFUL_LIFT} {metric_name}): weigh it against the "
+                f"added latency."
+            )
+        if top is not None and top is not chosen:
+            text += f" {top.method} measured a larger lift ({signed(top.lift)}), but {_why_not(top)}."
     elif top3 >= ALREADY_GOOD_RECALL_AT_3:
-        kind = "already-good"
+        kind, chosen = "already-good", top
+        measured = (
+            f"{_describe(chosen, metric_name, baseline)} It is not called: {_why_not(chosen)}."
+            if chosen
+            else "No reranker was measured yet."
+        )
         text = (
             f"The first stage is already good: it finds {r50:.0%} of the relevant documents in its top 50 "
             f"and {top3_fact}. The rule: {ALREADY_GOOD_RECALL_AT_3:.0%} or more of the attainable means "
-            f"already good, so a reranker has little room to help. {measured} Keep the first stage alone "
-            f"unless those points matter to you."
+            f"already good, and no reranker showed a lift that is clearly not chance. {measured} Keep the "
+            f"first stage alone."
         )
     else:
-        kind = "reranker-pays"
-        text = (
-            f"This is where a reranker pays: the first stage finds {r50:.0%} of the relevant documents in "
-            f"its top 50 (at least {FIX_RETRIEVAL_RECALL_AT_50:.0%} is needed), but {top3_fact}, below the "
-            f"{ALREADY_GOOD_RECALL_AT_3:.0%} that would mean already good. The answers are there but ranked "
-            f"too low. {measured}"
+        kind, chosen = "inconclusive", top
+        room = (
+            f"The first stage finds {r50:.0%} of the relevant documents in its top 50, but {top3_fact}, "
+            f"below the {ALREADY_GOOD_RECALL_AT_3:.0%} that would mean already good: there is room."
         )
-        if best_name is not None and not worth_it:
-            text += (
-                f" None of the tested rerankers lifted {metric_name} by at least {MIN_USEFUL_LIFT}, "
-                f"so try a stronger model before adding the latency."
+        if chosen is None:
+            text = f"Inconclusive: no reranker was measured yet. {room} Add a reranker to the comparison."
+        elif chosen.clearly_negative:
+            text = (
+                f"Inconclusive as to whether a reranker pays: every reranker measured made {metric_name} "
+                f"worse. {_describe(chosen, metric_name, baseline)} {room} Try a stronger reranker."
             )
+        else:
+            needed = chosen.queries_needed
+            if needed is None:
+                how_many = "Its lift is exactly zero on these queries, so no number of queries would size it."
+            else:
+                more = max(0, needed - chosen.n)
+                how_many = (
+                    f"A paired test (two-sided at the {VERDICT_ALPHA:.0%} level, {VERDICT_POWER:.0%} power) would need "
+                    f"about {needed:,} queries to tell a lift of this size from zero"
+                    + (f" ({more:,} more than the {chosen.n} here)." if more else f"; {chosen.n} were used.")
+                )
+            text = (
+                f"Inconclusive: {_describe(chosen, metric_name, baseline)} It cannot be told from chance on "
+                f"these {chosen.n} queries: {_why_not(chosen)}. {how_many} {room}"
+            )
+    text += others
     return Verdict(
         kind=kind,
         text=text,
         recall_at_50=r50,
         recall_at_3=r3,
-        best_method=best_name,
-        lift=lift if best_name is not None else None,
-        added_p95_ms=added if best_name is not None else None,
-        worth_it=worth_it,
+        best_method=chosen.method if chosen else None,
+        lift=chosen.lift if chosen else None,
+        added_p95_ms=chosen.added_p95_ms if chosen else None,
+        worth_it=kind == "reranker-pays" and chosen is not None and chosen.lift >= MIN_USEFUL_LIFT,
         recall_at_3_of_ideal=top3,
+        ci_low=chosen.ci_low if chosen else None,
+        ci_high=chosen.ci_high if chosen else None,
+        p_value=chosen.p_value if chosen else None,
+        n_queries=chosen.n if chosen else None,
+        queries_needed=needed,
+        estimates=dict(estimates),
     )
 
 

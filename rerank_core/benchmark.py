@@ -12,8 +12,11 @@ metrics), then adds, from the per-query values it keeps:
   sweep depth is within the evaluated depth, the sweep is derived from the evaluation's own scores
   (no extra model call); otherwise each pointwise reranker scores the deepest candidate list once
   more, and the smaller depths are derived from those scores;
-- the verdict (:func:`rerank_core.analysis.verdict`) from the first stage's Recall@50 and Recall@3
-  and each reranker's nDCG@10 lift and p95 latency;
+- the verdict (:func:`rerank_core.answers.report_verdict`, the rule of the evaluate report too)
+  from the first stage's Recall@50 and Recall@3 and each reranker's nDCG@10 lift with its 95%
+  paired-bootstrap interval, p-value and p95 latency: ``reranker-pays`` only when the interval is
+  above zero and p < 0.05, else ``inconclusive`` with the queries a clear answer would need (or
+  ``fix-retrieval-first`` / ``already-good``);
 - the adaptive policy curve per reranker: rerank only when the first stage is unsure.
 
 Listwise rerankers (an LLM ordering the whole list) get no derived sweep: their order for a
@@ -42,10 +45,9 @@ from rerank_core.analysis import (
     find_knee,
     paired_test,
     policy_thresholds,
-    recall_of_ideal,
     sweep_from_scores,
-    verdict,
 )
+from rerank_core.answers import fallback_note, report_verdict
 from rerank_core.config import Settings, load_settings
 from rerank_core.errors import CorpusFormatError
 from rerank_core.evaluation import (
@@ -92,6 +94,13 @@ class MethodSummary:
     pipeline_latency: dict[str, float] | None = None  # first stage + reranker, per query
     model_load_s: float = 0.0
     prepare_s: float | None = None
+    fallback_queries: int = 0  # queries that kept the first-stage order after an error
+    metrics_note: str | None = None  # the mark on its metrics when some queries fell back
+
+    @property
+    def marked(self) -> bool:
+        """True when the metrics do not all come from the method itself (fallback queries)."""
+        return self.fallback_queries > 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +122,8 @@ class MethodSummary:
             "pipeline_latency_ms": self.pipeline_latency,
             "model_load_s": self.model_load_s,
             "prepare_s": self.prepare_s,
+            "fallback_queries": self.fallback_queries,
+            "metrics_note": self.metrics_note,
         }
 
 
@@ -166,6 +177,7 @@ class Benchmark:
             if self.verdict is None
             else {
                 "kind": self.verdict.kind,
+                **self.verdict.to_json(),
                 "text": self.verdict.text,
                 "recall_at_50": self.verdict.recall_at_50,
                 "recall_at_3": self.verdict.recall_at_3,
@@ -284,6 +296,8 @@ def summarise(rep: EvaluationReport) -> dict[str, MethodSummary]:
             pipeline_latency=pipeline,
             model_load_s=m.model_load_s,
             prepare_s=m.prepare_s,
+            fallback_queries=len(m.fallback_queries),
+            metrics_note=fallback_note(m, len(rep.query_ids)),
         )
     return out
 
@@ -404,23 +418,10 @@ def run_benchmark(
                 )
 
     # -- verdict ----------------------------------------------------------------------------------
-    fs_metrics = fs.metrics or {}
+    # the one rule of the evaluate report too (rerank_core.answers.report_verdict)
     recall3 = evaluate(fs.run, rep.qrels, ["R@3"])["R@3"]
     bench.first_stage_recall3 = sum(recall3.values()) / len(recall3) if recall3 else 0.0
-    of_ideal = recall_of_ideal(fs.run, rep.qrels, 3)  # Recall@3 / the best attainable Recall@3, per query
-    lifts: dict[str, tuple[float, float]] = {}
-    for name, s in bench.summaries.items():
-        if s.kind != RERANKER or not s.available or s.latency is None:
-            continue
-        lifts[name] = (s.intervals[KEY_MEASURE].mean - fs_metrics.get(KEY_MEASURE, 0.0), s.latency["p95"])
-    bench.verdict = verdict(
-        fs_metrics.get("R@50", 0.0),
-        bench.first_stage_recall3,
-        lifts,
-        metric_name=KEY_MEASURE,
-        baseline=fs_metrics.get(KEY_MEASURE),
-        recall3_of_ideal=sum(of_ideal.values()) / len(of_ideal) if of_ideal else None,
-    )
+    bench.verdict = report_verdict(rep)
     if depth < 50:
         bench.verdict_note = (
             f"The first stage returned only {depth} candidates per query, so its Recall@50 is its "

@@ -1,10 +1,17 @@
-"""The command line: ``python -m rerank_core evaluate ...`` (and ``labels`` when available).
+"""The command line: ``python -m rerank_core evaluate ...``, ``report ...`` (and ``labels`` when available).
 
 ``evaluate`` runs the same code as the app's benchmark page (:func:`rerank_core.evaluation.run_evaluation`),
 writes the JSON report to ``--output`` and one TREC run file per method that ran to
 ``--run-dir/<name>.run``, where ``<name>`` is the method with ``:`` replaced by ``__`` and ``/`` by
 ``--`` (``cross-encoder:BAAI/bge-reranker-v2-m3`` -> ``cross-encoder__BAAI--bge-reranker-v2-m3.run``).
-A progress bar and a summary table go to stderr.
+A progress bar and a summary table (with the verdict) go to stderr. The report carries the verdict
+``{"call", "method", "lift", "ci", "p", "queries_needed"}`` and the per-query analysis, coverage,
+cost and score distributions (see :mod:`rerank_core.answers`). Query tags come from ``--tags FILE``
+or, when the dataset's ``queries.jsonl`` has a ``tags`` field, from there.
+
+``report --input report.json --output report.html`` turns a report JSON (the evaluate command's or
+the Benchmark page's) into one self-contained HTML file, or Markdown with ``--format md`` or an
+``.md`` output (see :mod:`rerank_core.report`).
 
 Exit codes: 0 when the evaluation ran (methods that could not run are reported in the JSON with
 ``available: false``); 2 for bad arguments or unreadable input, with a one-line message;
@@ -88,8 +95,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--qrels-db", metavar="URL", help="take judgements from the label store at this database URL"
     )
     ev.add_argument("--corpus", metavar="ID", help="the corpus id in the label store (with --qrels-db)")
+    ev.add_argument(
+        "--tags",
+        metavar="FILE",
+        help="query tags: a TSV (query-id, tags separated by commas) or a queries JSONL with a tags field "
+        "(default: the dataset's queries.jsonl, when it has tags)",
+    )
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
+    rp = sub.add_parser(
+        "report",
+        help="turn a report JSON into a self-contained HTML page or Markdown",
+        description=(
+            "Render the JSON written by evaluate (or downloaded from the Benchmark page) as one HTML "
+            "file that opens offline (plots embedded), or as Markdown for a pull request."
+        ),
+    )
+    rp.add_argument("--input", required=True, metavar="FILE", help="the report JSON")
+    rp.add_argument("--output", required=True, metavar="FILE", help="where to write the HTML or Markdown")
+    rp.add_argument(
+        "--format", choices=("html", "md"), help="html or md (default: md for a .md output, else html)"
+    )
+    rp.set_defaults(func=cmd_report)
     try:
         from rerank_core import labels_cli
     except ImportError:
@@ -187,6 +214,23 @@ def format_table(report_json: dict) -> str:
             )
         )
     lines.extend(notes)
+    v = report_json.get("verdict")
+    if v:
+        from rerank_core.analysis import p_text, signed
+
+        needed = f", {v['queries_needed']:,} queries needed" if v.get("queries_needed") else ""
+        ci = v.get("ci") or [None, None]
+        lines.append(
+            f"verdict: {v['call']}"
+            + (
+                f" ({v['method']} {signed(v['lift'])} nDCG@10, 95% interval {signed(ci[0])} to "
+                f"{signed(ci[1])}, {p_text(v['p'])}{needed})"
+                if v.get("method")
+                else ""
+            )
+        )
+    if report_json.get("coverage_warning"):
+        lines.append(str(report_json["coverage_warning"]))
     return "\n".join(lines)
 
 
@@ -213,6 +257,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"cannot create the output folders: {exc}", hint="check --output and --run-dir"
         ) from exc
     dataset = _load_dataset(args)
+    tags = _load_tags(args)
 
     def run(progress):
         return run_evaluation(
@@ -223,6 +268,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             max_queries=args.max_queries,
             settings=settings,
             progress=progress,
+            tags=tags,
         )
 
     if args.no_progress:
@@ -241,6 +287,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"report: {output}; run files: {', '.join(str(p) for p in written.values()) or 'none'}",
         file=sys.stderr,
     )
+    return EXIT_OK
+
+
+def _load_tags(args: argparse.Namespace) -> dict[str, list[str]]:
+    from rerank_core.per_query import read_tags
+
+    if args.tags:
+        return read_tags(args.tags)
+    queries = Path(args.dataset) / "queries.jsonl"
+    try:
+        return read_tags(queries) if queries.is_file() else {}
+    except RerankError:
+        return {}  # the dataset loader already read the queries: tags are optional there
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rerank_core.errors import ConfigError
+    from rerank_core.report import write_report
+
+    try:
+        out = write_report(args.input, args.output, args.format)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report: {exc}", hint="check --output") from exc
+    print(f"report: {out}", file=sys.stderr)
     return EXIT_OK
 
 

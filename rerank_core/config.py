@@ -67,6 +67,8 @@ class Settings:
     device: str = "cpu"
     # per-method options, e.g. {"cross-encoder": {"batch_size": 32, "max_length": 512}}
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # prices per method, e.g. {"cohere": {"per_search_unit": 0.002}} (see rerank_core.cost)
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
     # secrets by environment-variable name: held in memory only, never serialised (repr hides them)
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -159,6 +161,11 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
     for name in known:
         if name == "methods":
             values[name] = data.get("methods", {})
+            continue
+        if name == "prices":
+            from rerank_core.cost import check_prices
+
+            values[name] = check_prices(data.get("prices", {}), where=str(cfg_path))
             continue
         if name in _ENV and env.get(_ENV[name]):
             values[name] = _coerce(name, env[_ENV[name]])

@@ -86,6 +86,9 @@ class MethodEvaluation:
     run: Run = field(default_factory=dict)
     failed_queries: dict[str, str] = field(default_factory=dict)  # qid -> error
     fallback_queries: dict[str, str] = field(default_factory=dict)  # qid -> error (first-stage order kept)
+    # for the answers (rerank_core.answers): the score scale and what a service billed, per query
+    scale: str = ""
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)  # qid -> {"search_units": ...}
 
     @property
     def metrics(self) -> dict[str, float] | None:
@@ -139,6 +142,12 @@ class EvaluationReport:
     methods: dict[str, MethodEvaluation]
     qrels: Qrels  # the judgements of the evaluated queries
     first_stage_build_s: float | None = None
+    # for the answers (rerank_core.answers): query texts and tags, prices and the settings used
+    query_texts: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    settings_used: dict[str, Any] = field(default_factory=dict)
+    first_stage_eval: MethodEvaluation | None = None  # also when the first stage is not among the methods
 
     @property
     def queries(self) -> int:
@@ -146,13 +155,17 @@ class EvaluationReport:
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict (see the module docstring for the extra method keys)."""
-        return {
+        out = {
             "dataset": self.dataset,
             "queries": self.queries,
             "depth": self.depth,
             "first_stage": self.first_stage,
             "methods": {name: m.to_json() for name, m in self.methods.items()},
         }
+        # verdict, per-query analysis, coverage, cost, score distributions, settings and versions
+        from rerank_core.answers import add_answers
+
+        return add_answers(self, out)
 
     def dumps(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_json(), indent=indent, allow_nan=False)
@@ -324,6 +337,7 @@ def _evaluate_retriever(
             steps.step(f"{name}: unavailable")
         return m, None, candidates
     m.label = retriever.label
+    m.scale = str(retriever.scale)
     m.index_build_s = retriever.build_s
     m.model_load_s = retriever.build_s
     m.available = True
@@ -372,6 +386,7 @@ def _evaluate_reranker(
         m.model_load_s = ready.load_s
         m.prepare_s = ready.prepare_s if ready.prepare_s is not None else 0.0
         m.label = reranker.label
+        m.scale = str(reranker.scale)
     except Cancelled:
         raise
     except Exception as exc:  # noqa: BLE001 - reported in the method's entry
@@ -396,6 +411,8 @@ def _evaluate_reranker(
         else:
             m.latencies_ms[qid] = res.latency_ms
             m.pipeline_latencies_ms[qid] = fs_ms + res.latency_ms
+        if res.usage:
+            m.usage[qid] = {k: float(v) for k, v in res.usage.items()}
         results[qid] = res
         steps.step(f"{name}: query {i}/{len(query_ids)}")
     m.run = results_to_run(results)
@@ -413,6 +430,7 @@ def run_evaluation(
     progress: ProgressFn | None = None,
     runtime: Runtime | None = None,
     measures: Sequence[str] = DEFAULT_MEASURES,
+    tags: Mapping[str, Sequence[str]] | None = None,
 ) -> EvaluationReport:
     """Evaluate ``methods`` on the judged queries of ``dataset`` (the first ``max_queries``).
 
@@ -420,7 +438,8 @@ def run_evaluation(
     Compare built is reused; by default a new one, which still finds indexes and encodings saved in
     the data directory). Raises :class:`InvalidMethod` for unknown names and
     :class:`CorpusFormatError` when nothing is judged; a method that fails is reported in its entry
-    instead. ``progress`` may raise ``Cancelled``.
+    instead. ``progress`` may raise ``Cancelled``. ``tags[query_id]`` (optional) are query tags the
+    report's per-query analysis is grouped by.
     """
     settings = settings or load_settings()
     runtime = runtime or Runtime()
@@ -476,4 +495,27 @@ def run_evaluation(
         methods=out,
         qrels=qrels,
         first_stage_build_s=fs_eval.index_build_s,
+        first_stage_eval=fs_eval,
+        query_texts={q: dataset.queries[q] for q in query_ids},
+        tags={q: [str(t) for t in (tags or {}).get(q, ())] for q in query_ids if (tags or {}).get(q)},
+        prices={k: dict(v) for k, v in (settings.prices if settings else {}).items()},
+        settings_used=_settings_used(settings, measures),
     )
+
+
+def _settings_used(settings: Settings | None, measures: Sequence[str]) -> dict[str, Any]:
+    """The settings that shape the figures, for reports (no secrets, base URLs without credentials)."""
+    from rerank_core.rerankers.hosted import safe_url
+
+    s = settings or Settings()
+    return {
+        "measures": list(measures),
+        "method_options": {k: dict(v) for k, v in s.methods.items()},
+        "openai_model": s.openai_model,
+        "openai_base_url": safe_url(s.openai_base_url) if s.openai_base_url else None,
+        "cohere_model": s.cohere_model,
+        "cohere_base_url": safe_url(s.cohere_base_url) if s.cohere_base_url else None,
+        "request_timeout_s": s.request_timeout_s,
+        "max_retries": s.max_retries,
+        "device": s.device,
+    }

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from rerank_core import analysis
 from rerank_core.benchmark import KEY_MEASURE
 from rerank_core.config import load_settings
 from rerank_core.corpus import load_beir
@@ -280,12 +281,20 @@ def test_the_benchmark_page_on_cranfield_matches_the_evaluate_command(
 
     # the verdict: first-stage recall as measured, the rule stated
     verdict = bench.verdict
-    assert verdict is not None and verdict.kind in ("fix-retrieval-first", "reranker-pays", "already-good")
+    assert verdict is not None and verdict.kind in analysis.VERDICT_KINDS
     assert verdict.recall_at_50 == pytest.approx(cli["methods"]["bm25"]["metrics"]["R@50"], abs=1e-9)
     assert 0.0 <= verdict.recall_at_3 <= verdict.recall_at_3_of_ideal <= 1.0
     shown = _text([*at.success, *at.warning, *at.info])
     assert "of the relevant documents it could hold" in shown or "Fix retrieval first" in shown
     print(f"verdict ({verdict.kind}): {verdict.text}")
+    # one rule: the page's verdict is the evaluate report's
+    page_v, cli_v = verdict.to_json(), cli["verdict"]
+    assert (page_v["call"], page_v["method"], page_v["queries_needed"]) == (
+        cli_v["call"],
+        cli_v["method"],
+        cli_v["queries_needed"],
+    )
+    assert page_v["ci"] == pytest.approx(cli_v["ci"], abs=1e-9)
 
     # the sweep (from the same scores: its deepest point is the table's figure) and the policy plot
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]

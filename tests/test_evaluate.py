@@ -131,7 +131,11 @@ def dataset() -> Dataset:
 def test_report_shape_is_exact_and_unavailable_method_does_not_stop_others(dataset):
     report = run_evaluation(dataset, "fake-overlap", 12, ["fake-overlap", "fake-missing", "fake-length"])
     data = json.loads(report.dumps())
-    assert set(data) == {"dataset", "queries", "depth", "first_stage", "methods"}
+    base = {"dataset", "queries", "depth", "first_stage", "methods"}
+    answers = {"verdict", "verdict_detail", "per_query_analysis", "coverage_warning", "query_texts"}
+    answers |= {"query_tags", "settings", "versions"}
+    assert set(data) == base | answers
+    assert set(data["verdict"]) == {"call", "method", "lift", "ci", "p", "queries_needed"}
     assert (data["dataset"], data["queries"], data["depth"], data["first_stage"]) == (
         "toy",
         7,
@@ -312,9 +316,16 @@ def test_cli_in_process_with_fakes(dataset, tmp_path, capsys):
     assert code == 0
     data = json.loads(out.read_text())
     assert data["queries"] == 4 and data["methods"]["fake-missing"]["available"] is False
+    assert data["verdict"]["method"] == "fake-length" and data["verdict"]["call"] in (
+        "fix-retrieval-first",
+        "reranker-pays",
+        "already-good",
+        "inconclusive",
+    )
     assert sorted(p.name for p in runs.iterdir()) == ["fake-length.run", "fake-overlap.run"]
     err = capsys.readouterr().err
     assert "fake-length" in err and "fake-missing: not available: fake weights are not here" in err
+    assert f"verdict: {data['verdict']['call']} (fake-length" in err
 
 
 def test_cli_qrels_from_the_label_store(dataset, tmp_path):

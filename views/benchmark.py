@@ -281,9 +281,12 @@ verdict = bench.verdict
 if verdict is None:
     st.error(render.md_escape(bench.verdict_note or "The first stage did not run."))
 else:
-    box = {"reranker-pays": st.success, "fix-retrieval-first": st.warning, "already-good": st.info}[
-        verdict.kind
-    ]
+    box = {
+        "reranker-pays": st.success,
+        "fix-retrieval-first": st.warning,
+        "already-good": st.info,
+        "inconclusive": st.info,
+    }[verdict.kind]
     box(render.md_escape(verdict.text), icon=":material/gavel:")
     for line in view.verdict_lines(bench):
         st.markdown(f"- {render.md_escape(line)}")
