@@ -38,6 +38,10 @@ RERANKERS: dict[str, str] = {
     "flashrank": "rerank_core.rerankers.flashrank:FlashRankReranker",
     "llm": "rerank_core.rerankers.llm:LLMReranker",
     "cohere": "rerank_core.rerankers.cohere:CohereReranker",
+    "tei": "rerank_core.rerankers.tei:TEIReranker",
+    "jina": "rerank_core.rerankers.jina:JinaReranker",
+    "vllm-score": "rerank_core.rerankers.vllm_score:VLLMScoreReranker",
+    "voyage": "rerank_core.rerankers.voyage:VoyageReranker",
 }
 
 
