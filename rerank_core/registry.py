@@ -28,6 +28,8 @@ RETRIEVERS: dict[str, str] = {
     "bm25": "rerank_core.retrieval.bm25:BM25Retriever",
     "dense": "rerank_core.retrieval.dense:DenseRetriever",
     "hybrid": "rerank_core.retrieval.hybrid:HybridRetriever",
+    "opensearch": "rerank_core.retrieval.opensearch:OpenSearchRetriever",
+    "elasticsearch": "rerank_core.retrieval.elasticsearch:ElasticsearchRetriever",
 }
 
 RERANKERS: dict[str, str] = {

@@ -176,6 +176,7 @@ class LoopbackServer:
     def __init__(self, default_headers: dict[str, str] | None = None) -> None:
         self._queue: defaultdict[str, deque[Reply]] = defaultdict(deque)
         self.responders: dict[str, Responder] = {}
+        self.fallback: Responder | None = None  # answers paths with no queue and no responder
         self.requests: list[Recorded] = []
         self.default_headers = dict(default_headers or {})
         self._lock = threading.Lock()
@@ -241,7 +242,7 @@ class LoopbackServer:
             q = self._queue.get(rec.path)
             if q:  # (.get: a request to an unscripted path must not add a queue)
                 return q.popleft()
-            responder = self.responders.get(rec.path)
+            responder = self.responders.get(rec.path) or self.fallback
         if responder is not None:
             return responder(rec)
         return Reply(status=404, body=error_body(f"no scripted reply for {rec.path}"))
