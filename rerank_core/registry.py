@@ -30,6 +30,7 @@ RETRIEVERS: dict[str, str] = {
     "hybrid": "rerank_core.retrieval.hybrid:HybridRetriever",
     "opensearch": "rerank_core.retrieval.opensearch:OpenSearchRetriever",
     "elasticsearch": "rerank_core.retrieval.elasticsearch:ElasticsearchRetriever",
+    "pgvector": "rerank_core.retrieval.pgvector:PgvectorRetriever",
 }
 
 RERANKERS: dict[str, str] = {
