@@ -31,6 +31,7 @@ RETRIEVERS: dict[str, str] = {
     "opensearch": "rerank_core.retrieval.opensearch:OpenSearchRetriever",
     "elasticsearch": "rerank_core.retrieval.elasticsearch:ElasticsearchRetriever",
     "pgvector": "rerank_core.retrieval.pgvector:PgvectorRetriever",
+    "qdrant": "rerank_core.retrieval.qdrant:QdrantRetriever",
 }
 
 RERANKERS: dict[str, str] = {
