@@ -306,10 +306,13 @@ def _server_text(exc: BaseException, secrets: Iterable[str | None]) -> str:
     text = ""
     if isinstance(body, dict):
         err = body.get("error", body)
+        detail = body.get("message") or body.get("detail")
         if isinstance(err, dict):
             text = str(err.get("message") or err.get("reason") or err.get("type") or err)
+        elif isinstance(err, str) and detail:
+            text = f"{err}: {detail}"
         else:
-            text = str(err if err is not None else body.get("message") or body.get("detail") or body)
+            text = str(err if err is not None else detail or body)
     elif body is not None:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
     if not text:

@@ -32,6 +32,7 @@ RETRIEVERS: dict[str, str] = {
     "elasticsearch": "rerank_core.retrieval.elasticsearch:ElasticsearchRetriever",
     "pgvector": "rerank_core.retrieval.pgvector:PgvectorRetriever",
     "qdrant": "rerank_core.retrieval.qdrant:QdrantRetriever",
+    "chroma": "rerank_core.retrieval.chroma:ChromaRetriever",
 }
 
 RERANKERS: dict[str, str] = {
