@@ -33,6 +33,7 @@ RETRIEVERS: dict[str, str] = {
     "pgvector": "rerank_core.retrieval.pgvector:PgvectorRetriever",
     "qdrant": "rerank_core.retrieval.qdrant:QdrantRetriever",
     "chroma": "rerank_core.retrieval.chroma:ChromaRetriever",
+    "http": "rerank_core.retrieval.http_search:HTTPSearchRetriever",
 }
 
 RERANKERS: dict[str, str] = {

@@ -424,6 +424,22 @@ def render_template(template: Any, values: Mapping[str, Any], *, setting: str) -
     return fill(template)
 
 
+def render_text(text: str, values: Mapping[str, Any], *, setting: str) -> str:
+    """``text`` (a URL, a plain string) with each ``{{name}}`` replaced by its value's text."""
+    import re
+
+    def value_of(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise ConfigError(
+                f"{setting} uses {{{{{name}}}}}, which is not a known placeholder here.",
+                hint=f"placeholders are: {', '.join('{{' + v + '}}' for v in values)}",
+            )
+        return str(values[name])
+
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", value_of, text)
+
+
 def uses_placeholder(template: Any, name: str) -> bool:
     """Whether a template (table or text) mentions ``{{name}}``."""
     import json
