@@ -386,3 +386,86 @@ def test_a_backend_sees_only_its_own_key_and_labels_hide_credentials():
         tei.label.startswith("Text Embeddings Inference server") and "https://tei.internal:8443" in tei.label
     )
     assert "pw-DO-NOT-LEAK" not in tei.label and KEY not in repr(tei.settings)
+
+
+# -- through evaluate, on Cranfield ------------------------------------------------------------------
+def _evaluate_tei(cranfield_dir, tmp_path, base_url: str, name: str) -> tuple[dict, object]:
+    import json
+
+    from rerank_core.cli import main as cli_main
+
+    config = tmp_path / f"{name}.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n\n[methods.tei]\nbase_url = "{base_url}"\n'
+        "max_retries = 1\nbackoff_base_s = 0.01\ntimeout_s = 5\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / f"{name}.json"
+    run_dir = tmp_path / f"runs-{name}"
+    code = cli_main(
+        [
+            "evaluate",
+            "--dataset",
+            str(cranfield_dir),
+            "--first-stage",
+            "bm25",
+            "--depth",
+            "10",
+            "--methods",
+            "bm25,tei",
+            "--max-queries",
+            "4",
+            "--output",
+            str(out),
+            "--run-dir",
+            str(run_dir),
+            "--config",
+            str(config),
+            "--no-progress",
+        ]  # fmt: skip
+    )
+    assert code == 0
+    return json.loads(out.read_text()), run_dir
+
+
+def tei_rule(query: str, text: str) -> float:
+    """The loopback TEI model: shared words plus a length term (distinct, reproducible scores)."""
+    return len(set(query.lower().split()) & set(text.lower().split())) + len(text) / 1e5
+
+
+def test_evaluate_sends_exactly_the_candidates_and_the_run_holds_the_servers_scores(
+    cranfield_dir, tmp_path, loopback
+):
+    from rerank_core.corpus import load_beir
+    from rerank_core.trec import read_run
+
+    def respond(rec: Recorded) -> Reply:
+        scored = [(i, tei_rule(rec.body["query"], t)) for i, t in enumerate(rec.body["texts"])]
+        return Reply(body=tei_rerank_body(sorted(scored, key=lambda p: -p[1])))
+
+    loopback.responders["/rerank"] = respond
+    report, run_dir = _evaluate_tei(cranfield_dir, tmp_path, loopback.url, "live")
+    assert report["methods"]["tei"]["available"] and report["methods"]["tei"]["error"] is None
+    assert "fallback_queries" not in report["methods"]["tei"]
+
+    dataset = load_beir(cranfield_dir)
+    bm25_run, tei_run = read_run(run_dir / "bm25.run"), read_run(run_dir / "tei.run")
+    assert len(tei_run) == 4
+    by_query = {c.body["query"]: c.body["texts"] for c in loopback.calls("/rerank")}
+    assert len(loopback.calls("/rerank")) == 5  # one warm-up, then one per evaluated query
+    for qid, scores in tei_run.items():
+        query = dataset.queries[qid]
+        first_stage = sorted(bm25_run[qid], key=lambda d: (-bm25_run[qid][d], d))
+        sent = by_query[query]
+        assert sent == [
+            dataset.corpus.get(d).full_text for d in first_stage
+        ]  # exactly the candidates, in order
+        assert scores == {d: tei_rule(query, dataset.corpus.get(d).full_text) for d in first_stage}
+
+
+def test_evaluate_against_a_dead_server_keeps_the_first_stage_order_flagged(cranfield_dir, tmp_path):
+    report, run_dir = _evaluate_tei(cranfield_dir, tmp_path, dead_url(), "dead")
+    tei = report["methods"]["tei"]
+    assert not tei["available"] and tei["fallback_queries"] == 4
+    assert "could not connect" in tei["error"] and "[methods.tei] base_url" in tei["error"]
+    assert report["methods"]["bm25"]["available"] and not (run_dir / "tei.run").exists()
