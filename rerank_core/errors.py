@@ -57,8 +57,11 @@ class HostedCallError(RerankError):
 
     kind = "hosted-call-failed"
 
-    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, hint: str | None = None, unreachable: bool = False
+    ):
         self.status = status
+        self.unreachable = unreachable  # no connection could be made (nothing answered)
         super().__init__(message, hint=hint)
 
 

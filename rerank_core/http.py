@@ -403,6 +403,7 @@ def _as_error(
         return HostedCallError(
             f"could not connect to {what}{after} ({type(exc).__name__}).",
             hint=hints.get("connection") or "check the base URL and that the server is running and reachable",
+            unreachable=True,
         )
     if status in (401, 403):
         return HostedCallError(
@@ -431,6 +432,59 @@ def _as_error(
     return HostedCallError(f"{what} answered HTTP {status}{after}{said}", status=status, hint=hint)
 
 
+# -- a server that cannot be reached ---------------------------------------------------------------
+class Breaker:
+    """Once a server could not be reached at all (every attempt of a call failed to connect), calls
+    fail at once for ``cool_down_s`` instead of spending their retries again: an evaluation of 225
+    queries against a dead endpoint then costs one call's retries, not 225. Any other outcome
+    (success, an HTTP error, a timeout) closes it. ``cool_down_s = 0`` turns it off. Thread-safe."""
+
+    def __init__(self, cool_down_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cool_down_s = float(cool_down_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failed_at: float | None = None
+        self._error: HostedCallError | None = None
+
+    def check(self) -> None:
+        """Raise the remembered failure (as a new error) while the cool-down lasts."""
+        with self._lock:
+            if self._error is None or self._failed_at is None:
+                return
+            ago = self._clock() - self._failed_at
+            if ago >= self.cool_down_s:
+                self._error = self._failed_at = None
+                return
+            error = self._error
+        raise HostedCallError(
+            f"{error.message} Not tried again: it failed {ago:.0f} s ago (next try after {self.cool_down_s:g} s).",
+            status=None,
+            hint=error.hint,
+            unreachable=True,
+        )
+
+    def record(self, error: BaseException | None) -> None:
+        """The outcome of a call: an unreachable server opens the breaker, anything else closes it."""
+        with self._lock:
+            if isinstance(error, HostedCallError) and error.unreachable and self.cool_down_s > 0:
+                self._error, self._failed_at = error, self._clock()
+            else:
+                self._error = self._failed_at = None
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` guarded: refused at once while open; its outcome recorded."""
+        self.check()
+        try:
+            out = fn()
+        except HostedCallError as exc:
+            self.record(exc)
+            raise
+        except RerankError:
+            raise
+        self.record(None)
+        return out
+
+
 # -- a JSON client --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class JsonResponse:
@@ -455,7 +509,8 @@ class JsonClient:
 
     ``what`` names the service in messages ("the TEI server"); the redacted base URL is added.
     ``headers`` are sent with every request (an ``Authorization`` header carries the key; it never
-    appears in a message). ``hints`` map a status or ``"connection"``/``"timeout"`` to the fix,
+    appears in a message). A server that could not be reached is not called again for
+    ``reconnect_after_s`` (:class:`Breaker`). ``hints`` map a status or ``"connection"``/``"timeout"`` to the fix,
     naming the backend's own setting. ``transport`` is httpx's (tests may pass a mock transport).
     Thread-safe: one client may serve concurrent queries.
     """
@@ -476,6 +531,7 @@ class JsonClient:
         verify: bool | str = True,
         transport: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        reconnect_after_s: float = 30.0,
     ) -> None:
         import httpx
 
@@ -495,6 +551,7 @@ class JsonClient:
         self.key_hint = key_hint
         self.hints = dict(hints or {})
         self._sleep = sleep
+        self.breaker = Breaker(reconnect_after_s)
         self._secrets = tuple(s for s in (*secrets, parts.password) if s)
         self.service = what
         self.what = f"{what} at {safe_url(base_url)}"
@@ -566,17 +623,19 @@ class JsonClient:
                 headers={k.lower(): v for k, v in response.headers.items()},
             )
 
-        return call_with_retries(
-            once,
-            max_retries=self.max_retries,
-            timeout_s=self.timeout_s,
-            backoff_base_s=self.backoff_base_s,
-            what=label,
-            secrets=self._secrets,
-            key_hint=self.key_hint,
-            hints={**self.hints, **(hints or {})},
-            stats=stats,
-            sleep=self._sleep,
+        return self.breaker.call(
+            lambda: call_with_retries(
+                once,
+                max_retries=self.max_retries,
+                timeout_s=self.timeout_s,
+                backoff_base_s=self.backoff_base_s,
+                what=label,
+                secrets=self._secrets,
+                key_hint=self.key_hint,
+                hints={**self.hints, **(hints or {})},
+                stats=stats,
+                sleep=self._sleep,
+            )
         )
 
     def post(self, path: str, json_body: Any, **kw: Any) -> JsonResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +210,12 @@ def test_a_dead_server_and_the_password_never_shown(tiny_model, caplog):
     assert "RERANK_PGVECTOR_URL" in info.value.hint
     assert "pw-DO-NOT-LEAK" not in str(info.value) and "pw-DO-NOT-LEAK" not in r.label
     assert "pw-DO-NOT-LEAK" not in caplog.text and f"127.0.0.1:{port}" in r.label
+    t0 = time.perf_counter()
+    with pytest.raises(HostedCallError, match="Not tried again"):
+        r.hits("time", 3)  # the next query does not spend its retries on a dead server again
+    assert time.perf_counter() - t0 < 0.5
+    with pytest.raises(HostedCallError, match="could not connect"):
+        r.test_connection()  # the button always tries
 
 
 def test_sql_template(postgres_url, tiny_model):

@@ -11,6 +11,7 @@ from loopback_servers import Reply, dead_url, loopback
 
 from rerank_core.errors import ConfigError, HostedCallError, HostedTimeout
 from rerank_core.http import (
+    Breaker,
     CallStats,
     JsonClient,
     TransportFailure,
@@ -143,3 +144,46 @@ def test_json_client_errors_name_the_url(loopback):
     dead = JsonClient(dead_url(), what="the search API", max_retries=0)
     with pytest.raises(HostedCallError, match="could not connect to the search API at http://127.0.0.1"):
         dead.get("/")
+
+
+def test_breaker_refuses_at_once_while_a_server_is_unreachable_then_tries_again():
+    now = [100.0]
+    breaker = Breaker(30.0, clock=lambda: now[0])
+    unreachable = HostedCallError(
+        "could not connect to X after 4 attempts.", hint="check url", unreachable=True
+    )
+    calls = []
+
+    def dead():
+        calls.append(1)
+        raise unreachable
+
+    with pytest.raises(HostedCallError):
+        breaker.call(dead)
+    now[0] += 10
+    with pytest.raises(HostedCallError) as info:
+        breaker.call(dead)
+    assert len(calls) == 1 and "Not tried again: it failed 10 s ago" in info.value.message
+    assert info.value.unreachable and info.value.hint == "check url"
+    now[0] += 25
+    assert breaker.call(lambda: "back") == "back"  # cool-down over: tried, and closed by the success
+    breaker.record(HostedCallError("HTTP 500", status=500))
+    assert breaker.call(lambda: "still tried") == "still tried"  # an HTTP error does not open it
+
+
+def test_json_client_to_a_dead_server_spends_its_retries_once():
+    waits: list[float] = []
+    client = JsonClient(
+        dead_url(), what="the TEI server", max_retries=2, backoff_base_s=0.01, sleep=waits.append
+    )
+    with pytest.raises(HostedCallError) as first:
+        client.post("/rerank", {})
+    assert len(waits) == 2 and first.value.unreachable
+    t0 = time.perf_counter()
+    with pytest.raises(HostedCallError, match="Not tried again"):
+        client.post("/rerank", {})
+    assert len(waits) == 2 and time.perf_counter() - t0 < 0.05
+    off = JsonClient(dead_url(), what="x", max_retries=0, reconnect_after_s=0)
+    for _ in range(2):
+        with pytest.raises(HostedCallError, match="could not connect"):
+            off.post("/rerank", {})

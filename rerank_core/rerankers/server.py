@@ -8,7 +8,8 @@ the rest, once for every server:
   before anything is sent: ``base_url`` (joined with the server's ``endpoint``, a doubled ``/v1``
   caught with the value to use), ``model``, ``timeout_s``, ``connect_timeout_s``, ``max_retries``,
   ``backoff_base_s``, ``batch_size``, ``endpoint``, ``extra_body`` (fields added to every request,
-  for a server's own parameters), plus the backend's own;
+  for a server's own parameters), ``reconnect_after_s`` (30: a server that could not be reached
+  is not called again for that long), plus the backend's own;
 * the key from the backend's one secret (``TEI_API_KEY``, ...) sent as ``Authorization: Bearer``;
   a hosted service's default URL without a key is :class:`MissingAPIKey`, a self-hosted server
   without one is called keyless;
@@ -46,6 +47,7 @@ COMMON_OPTIONS = (
     "batch_size",
     "endpoint",
     "extra_body",
+    "reconnect_after_s",
 )
 
 SCALES = {
@@ -116,6 +118,7 @@ class RerankServer(Reranker):
             _number(opts, "max_retries", self.settings.max_retries, self.section, minimum=0)
         )
         self.backoff_base_s = _number(opts, "backoff_base_s", 0.5, self.section, minimum=0)
+        self.reconnect_after_s = _number(opts, "reconnect_after_s", 30.0, self.section, minimum=0)
         batch = opts.get("batch_size", self.default_batch_size)
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
             raise ConfigError(
@@ -196,6 +199,7 @@ class RerankServer(Reranker):
             secrets=(key,),
             key_hint=f"check {self.key_name} (environment or Streamlit secrets) for this server",
             hints=self.status_hints(),
+            reconnect_after_s=self.reconnect_after_s,
         )
 
     def status_hints(self) -> dict[int | str, str]:

@@ -111,6 +111,7 @@ class ChromaRetriever(EngineRetriever):
             headers=headers,
             secrets=self.secret_values(),
             key_hint=self.key_hint(),
+            reconnect_after_s=0,  # the engine's own breaker covers it
             hints=self.hints(),
         )
         try:

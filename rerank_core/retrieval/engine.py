@@ -16,7 +16,8 @@ The shared pieces, so each engine is one small class:
 * secrets (passwords, API keys, a database URL) only from the environment or Streamlit secrets,
   by the names the class declares; every message is redacted of them;
 * every call through :func:`rerank_core.http.call_with_retries` (timeouts, bounded retries on
-  429/5xx and connection errors honouring ``Retry-After``): an engine turns its client's
+  429/5xx and connection errors honouring ``Retry-After``; an engine that could not be reached is
+  not called again for ``reconnect_after_s``, 30 s by default): an engine turns its client's
   exceptions into :class:`TransportFailure` (retried or not by the one policy) or into
   :class:`EngineSettingError` naming the setting to fix (a missing index, collection or table, an
   unknown field, a refused query);
@@ -37,7 +38,7 @@ from typing import Any, ClassVar, TypeVar
 
 from rerank_core.config import Settings
 from rerank_core.errors import ConfigError, EngineSettingError
-from rerank_core.http import call_with_retries, safe_url, url_password
+from rerank_core.http import Breaker, call_with_retries, safe_url, url_password
 from rerank_core.models import MINILM_ID
 from rerank_core.progress import ProgressFn
 from rerank_core.retrieval.base import Hit, Retriever
@@ -50,7 +51,12 @@ T = TypeVar("T")
 REQUIRED = object()
 _MISSING = object()
 
-COMMON_DEFAULTS: dict[str, Any] = {"timeout_s": None, "max_retries": None, "backoff_base_s": 0.5}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "timeout_s": None,
+    "max_retries": None,
+    "backoff_base_s": 0.5,
+    "reconnect_after_s": 30.0,
+}
 
 
 def lookup(record: Any, path: str) -> Any:
@@ -160,6 +166,8 @@ class EngineRetriever(Retriever):
         self.timeout_s = self._number("timeout_s", self.settings.request_timeout_s, minimum=0.001)
         self.max_retries = int(self._number("max_retries", self.settings.max_retries, minimum=0))
         self.backoff_base_s = self._number("backoff_base_s", 0.5, minimum=0)
+        self.reconnect_after_s = self._number("reconnect_after_s", 30.0, minimum=0)
+        self._breaker = Breaker(self.reconnect_after_s)
         self._ready = False
         self._ready_lock = threading.Lock()
         self._embedder: QueryEmbedder | None = None
@@ -337,13 +345,19 @@ class EngineRetriever(Retriever):
         """One search: the top ``k`` hits, best first."""
 
     def _search(self, query: str, k: int) -> list[Hit]:
-        self._ensure_ready()
-        return self._query(query, k)
+        def search() -> list[Hit]:
+            self._ensure_ready()
+            return self._query(query, k)
+
+        # an engine that could not be reached is not tried again for reconnect_after_s
+        return self._breaker.call(search)
 
     def test_connection(self, query: str = "test") -> Hit | None:
         """Connect, check the settings and run ``query`` for one hit: the hit (id, score, title and
         text as the candidates will carry them), or None when the engine found nothing for it.
-        Raises the same typed errors a search would, naming the setting to fix."""
+        Raises the same typed errors a search would, naming the setting to fix. It always tries
+        (an earlier failure to connect is forgotten)."""
+        self._breaker.record(None)
         hits = self.hits(query, 1)
         if not hits:
             return None

@@ -127,6 +127,7 @@ class HTTPSearchRetriever(EngineRetriever):
             headers=headers,
             secrets=self.secret_values(),
             key_hint=self.key_hint(),
+            reconnect_after_s=0,  # the engine's own breaker covers it
             hints={
                 **self.hints(),
                 404: f"check {self.setting('url')}: the server has no such endpoint",
