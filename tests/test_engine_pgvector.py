@@ -176,6 +176,8 @@ def test_settings_errors_name_the_setting(postgres_url, postgres_server, tiny_mo
     with pytest.raises(ConfigError, match=r"\[methods.pgvector\] table is not set"):
         create_retriever("pgvector", Settings(methods={"pgvector": {"url": postgres_url}})).hits("time", 3)
 
+    with pytest.raises(EngineSettingError, match="is not a PostgreSQL URL"):
+        make("mysql://x", model=tiny_model).hits("time", 3)
     missing_db = postgres_url.rsplit("/", 1)[0] + "/no_such_db?" + postgres_url.split("?", 1)[1]
     with pytest.raises(EngineSettingError) as info:
         make(missing_db, model=tiny_model).hits("time", 3)

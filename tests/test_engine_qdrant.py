@@ -14,7 +14,7 @@ import pytest
 from loopback_servers import LoopbackServer, Recorded, Reply, dead_url
 
 from rerank_core.config import Settings
-from rerank_core.errors import EngineSettingError, HostedCallError, HostedTimeout
+from rerank_core.errors import ConfigError, EngineSettingError, HostedCallError, HostedTimeout
 from rerank_core.registry import create_retriever, method_info
 from rerank_core.types import Corpus, Document, ScoreScale
 
@@ -259,6 +259,8 @@ def test_rest_errors_retries_timeouts_and_a_dead_server(rest, tiny_model, caplog
             make(tiny_model, url=rest.url, timeout_s=0.3, max_retries=1).hits("lift", 2)
         assert time.perf_counter() - t0 < 3
 
+        with pytest.raises(ConfigError, match=r"\[methods.qdrant\] url = 'localhost:6333' is not an http"):
+            make(tiny_model, url="localhost:6333").hits("lift", 2)
         with pytest.raises(HostedCallError) as info:
             make(tiny_model, url=dead_url(), max_retries=1).hits("lift", 2)
         assert "could not connect" in info.value.message and "[methods.qdrant] url" in info.value.hint

@@ -191,6 +191,8 @@ def test_missing_index_and_wrong_fields_name_the_setting(name, engine_server):
         create_retriever(name, Settings(methods={name: {"url": server.url}})).build(CORPUS).hits("lift", 3)
     with pytest.raises(ConfigError, match=r"unknown option\(s\) indx"):
         create_retriever(name, Settings(methods={name: {"indx": "docs"}}))
+    with pytest.raises(ConfigError, match=r"\[methods.\w+\] url = 'localhost:9200' is not an http"):
+        make(name, "localhost:9200").hits("lift", 3)
     with pytest.raises(ConfigError, match="not valid JSON"):
         make(name, server.url, query='{"query": {"match": ').hits("lift", 3)
     with pytest.raises(ConfigError, match=r"\{\{vectr\}\}"):

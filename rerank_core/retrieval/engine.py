@@ -463,6 +463,24 @@ def uses_placeholder(template: Any, name: str) -> bool:
     return re.search(r"\{\{\s*" + re.escape(name) + r"\s*\}\}", text) is not None
 
 
+def check_url(url: str, *, setting: str, example: str) -> str:
+    """``url`` if it is an http(s) URL with a host, else a :class:`ConfigError` naming ``setting``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(url).strip())
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"{setting} = {safe_url(str(url)) or str(url)!r} is not an http(s) URL with a host (and a numeric port).",
+            hint=f'write it as "{example}"',
+        )
+    return str(url).strip()
+
+
 def str_list(value: Any, *, setting: str) -> list[str]:
     """An option that is one name or a list of names."""
     if isinstance(value, str):

@@ -211,6 +211,13 @@ class PgvectorRetriever(EngineRetriever):
             )
         except psycopg.OperationalError as exc:
             raise self._connect_failure(exc) from None
+        except psycopg.ProgrammingError as exc:  # not a connection string libpq can read
+            raise EngineSettingError(
+                f"{self.setting('url')} (or {URL_ENV}) is not a PostgreSQL URL: "
+                f"{redact(' '.join(str(exc).split()), self.secret_values())}",
+                setting=self.setting("url"),
+                hint='write it as "postgresql://user@host:5432/db"',
+            ) from None
         try:
             register_vector(conn)
         except psycopg.ProgrammingError:

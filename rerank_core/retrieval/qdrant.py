@@ -30,7 +30,7 @@ from rerank_core.errors import BackendUnavailable, EngineSettingError
 from rerank_core.http import TransportFailure, redact
 from rerank_core.models import MINILM_ID
 from rerank_core.retrieval.base import Hit
-from rerank_core.retrieval.engine import REQUIRED, EngineRetriever
+from rerank_core.retrieval.engine import REQUIRED, EngineRetriever, check_url
 from rerank_core.types import ScoreScale
 
 
@@ -90,8 +90,11 @@ class QdrantRetriever(EngineRetriever):
         if path:
             self._client = QdrantClient(path=str(path))
         else:
+            url = check_url(
+                str(self.option("url")), setting=self.setting("url"), example="http://localhost:6333"
+            )
             self._client = QdrantClient(
-                url=str(self.option("url")),
+                url=url,
                 api_key=self.settings.secret("QDRANT_API_KEY"),
                 timeout=self.timeout_s,  # type: ignore[arg-type]
                 prefer_grpc=bool(self.options.get("prefer_grpc")),

@@ -33,6 +33,7 @@ from rerank_core.retrieval.base import Hit
 from rerank_core.retrieval.engine import (
     REQUIRED,
     EngineRetriever,
+    check_url,
     describe_keys,
     is_missing,
     lookup,
@@ -77,7 +78,8 @@ class SearchDSLRetriever(EngineRetriever):
 
     @property
     def urls(self) -> list[str]:
-        return str_list(self.options.get("url"), setting=self.setting("url"))
+        urls = str_list(self.options.get("url"), setting=self.setting("url"))
+        return [check_url(u, setting=self.setting("url"), example="https://localhost:9200") for u in urls]
 
     @property
     def index(self) -> str:
