@@ -155,6 +155,10 @@ def test_engine_contract(case: Case, request, tmp_path):
     assert info.is_first_stage and info.hosted and not info.offline and not info.needs_index
     assert info.title and info.description and info.secrets
 
+    cls = type(create_retriever(case.name, Settings(methods={case.name: {"url": "http://h:1"}})))
+    assert cls.required_options() and set(cls.required_options()) <= set(cls.option_defaults())
+    assert {"timeout_s", "max_retries", "reconnect_after_s"} <= set(cls.option_defaults())
+
     retriever, calls = case.make(request)
     assert retriever.settings.secrets.keys() <= set(info.secrets)
     retriever.build(CORPUS)

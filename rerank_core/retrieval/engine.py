@@ -173,6 +173,16 @@ class EngineRetriever(Retriever):
         self._embedder: QueryEmbedder | None = None
 
     # -- options -----------------------------------------------------------------------------------
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """Every option the engine takes with its default (None: unset), for a settings form."""
+        return {k: (None if v is REQUIRED else v) for k, v in {**COMMON_DEFAULTS, **cls.defaults}.items()}
+
+    @classmethod
+    def required_options(cls) -> tuple[str, ...]:
+        """The options that have no default (``index``, ``table``, ...)."""
+        return tuple(k for k, v in cls.defaults.items() if v is REQUIRED)
+
     @property
     def section(self) -> str:
         return f"[methods.{self.name}]"
