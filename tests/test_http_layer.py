@@ -182,7 +182,7 @@ def test_json_client_to_a_dead_server_spends_its_retries_once():
     t0 = time.perf_counter()
     with pytest.raises(HostedCallError, match="Not tried again"):
         client.post("/rerank", {})
-    assert len(waits) == 2 and time.perf_counter() - t0 < 0.05
+    assert len(waits) == 2 and time.perf_counter() - t0 < 0.5
     off = JsonClient(dead_url(), what="x", max_retries=0, reconnect_after_s=0)
     for _ in range(2):
         with pytest.raises(HostedCallError, match="could not connect"):
