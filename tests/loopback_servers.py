@@ -7,7 +7,7 @@ queue is empty, from a per-path responder function. Every request is recorded (m
 headers, JSON body) so tests can count calls and inspect what was sent. ``default_headers`` go
 with every answer (Elasticsearch's ``X-Elastic-Product``).
 
-Body helpers build each format's answer: OpenAI chat completions, Cohere v2, TEI, Jina (also
+Body builders make each format's answer: OpenAI chat completions, Cohere v2, TEI, Jina (also
 Infinity and vLLM), vLLM score and Voyage rerank. :func:`dead_url` is an address where nothing
 listens.
 
