@@ -1,4 +1,5 @@
-"""The command line: ``python -m rerank_core evaluate ...``, ``report ...`` (and ``labels`` when available).
+"""The command line: ``python -m rerank_core evaluate ...``, ``report ...``, ``pgvector load`` (and ``labels``
+when available).
 
 ``evaluate`` runs the same code as the app's benchmark page (:func:`rerank_core.evaluation.run_evaluation`),
 writes the JSON report to ``--output`` and one TREC run file per method that ran to
@@ -25,6 +26,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rerank_core.errors import RerankError
 
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("html", "md"), help="html or md (default: md for a .md output, else html)"
     )
     rp.set_defaults(func=cmd_report)
+    _add_pgvector(sub)
     try:
         from rerank_core import labels_cli
     except ImportError:
@@ -315,6 +318,98 @@ def cmd_report(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot write the report: {exc}", hint="check --output") from exc
     print(f"report: {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# pgvector load
+
+
+def _add_pgvector(sub: Any) -> None:
+    pg = sub.add_parser(
+        "pgvector",
+        help="put a corpus into a PostgreSQL table for the pgvector first stage",
+        description="Tables for the pgvector first stage ([methods.pgvector] in the settings file).",
+    )
+    actions = pg.add_subparsers(dest="pgvector_command", metavar="ACTION", parser_class=_Parser)
+    load = actions.add_parser(
+        "load",
+        help="create a table and fill it with a BEIR corpus and its embeddings",
+        description=(
+            "Create TABLE (id, title, text, embedding vector(d)) and fill it with the corpus of a BEIR "
+            "folder, embedded by MODEL exactly as the dense first stage embeds it (normalised title and "
+            "text). The table's comment records the model. Prints the settings to use."
+        ),
+    )
+    load.add_argument("--dataset", required=True, metavar="PATH", help="a BEIR folder or .zip (corpus.jsonl)")
+    load.add_argument("--url", metavar="URL", help="the database (default: $RERANK_PGVECTOR_URL)")
+    load.add_argument("--table", required=True, metavar="NAME", help="the table to create (or schema.table)")
+    load.add_argument(
+        "--model",
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        metavar="ID",
+        help="the embedding model, an id or a local folder (default: all-MiniLM-L6-v2)",
+    )
+    load.add_argument("--distance", default="cosine", choices=("cosine", "l2", "inner_product"))
+    load.add_argument(
+        "--index",
+        default="none",
+        choices=("none", "hnsw", "ivfflat"),
+        help="an approximate index for the distance (default none: exact scans, the same results as dense)",
+    )
+    load.add_argument("--replace", action="store_true", help="drop the table first if it exists")
+    load.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="encoding batch size")
+    load.add_argument("--config", metavar="FILE", help="settings file (models_dir, device)")
+    load.add_argument("--no-progress", action="store_true", help="no progress bar")
+    load.set_defaults(func=cmd_pgvector_load)
+
+
+def cmd_pgvector_load(args: argparse.Namespace) -> int:
+    import os
+
+    from rerank_core.config import load_settings
+    from rerank_core.corpus import load_beir
+    from rerank_core.errors import ConfigError
+    from rerank_core.http import safe_url
+    from rerank_core.progress import tqdm_progress
+    from rerank_core.retrieval.pgvector import URL_ENV, load_table
+
+    url = args.url or os.environ.get(URL_ENV)
+    if not url:
+        raise ConfigError("no database given", hint=f"pass --url postgresql://user@host/db or set {URL_ENV}")
+    settings = load_settings(args.config)
+    corpus = load_beir(args.dataset, require_qrels=False).corpus
+
+    def run(progress):
+        return load_table(
+            corpus,
+            url,
+            args.table,
+            model=args.model,
+            settings=settings,
+            distance=args.distance,
+            index=args.index,
+            replace=args.replace,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+
+    if args.no_progress:
+        summary = run(None)
+    else:
+        with tqdm_progress("embedding") as bar:
+            summary = run(bar)
+    print(
+        f"{summary['documents']} documents in table {summary['table']} ({summary['dimension']}-d vectors of "
+        f"{summary['model']}, {summary['index']} index; encoding {summary['encode_s']} s, total "
+        f"{summary['total_s']} s). Settings for the pgvector first stage:\n\n"
+        "[methods.pgvector]\n"
+        f'url = "{safe_url(url)}"   # or {URL_ENV} with the password\n'
+        f'table = "{summary["table"]}"\n'
+        'id_column = "id"\ntitle_column = "title"\ntext_column = "text"\nembedding_column = "embedding"\n'
+        f'model = "{summary["model"]}"\ndistance = "{summary["distance"]}"',
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

@@ -57,8 +57,11 @@ class HostedCallError(RerankError):
 
     kind = "hosted-call-failed"
 
-    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, hint: str | None = None, unreachable: bool = False
+    ):
         self.status = status
+        self.unreachable = unreachable  # no connection could be made (nothing answered)
         super().__init__(message, hint=hint)
 
 
@@ -104,3 +107,15 @@ class CorpusFormatError(RerankError):
 
 class ConfigError(RerankError):
     kind = "config"
+
+
+class EngineSettingError(ConfigError):
+    """A search engine (or database) shows that a setting is wrong: a missing index, collection or
+    table, an unknown field or column, a query it refuses. ``setting`` names what to change
+    (``[methods.opensearch] index``)."""
+
+    kind = "engine-setting"
+
+    def __init__(self, message: str, *, setting: str, hint: str | None = None) -> None:
+        self.setting = setting
+        super().__init__(message, hint=hint or f"fix {setting} in the settings file")

@@ -28,6 +28,12 @@ RETRIEVERS: dict[str, str] = {
     "bm25": "rerank_core.retrieval.bm25:BM25Retriever",
     "dense": "rerank_core.retrieval.dense:DenseRetriever",
     "hybrid": "rerank_core.retrieval.hybrid:HybridRetriever",
+    "opensearch": "rerank_core.retrieval.opensearch:OpenSearchRetriever",
+    "elasticsearch": "rerank_core.retrieval.elasticsearch:ElasticsearchRetriever",
+    "pgvector": "rerank_core.retrieval.pgvector:PgvectorRetriever",
+    "qdrant": "rerank_core.retrieval.qdrant:QdrantRetriever",
+    "chroma": "rerank_core.retrieval.chroma:ChromaRetriever",
+    "http": "rerank_core.retrieval.http_search:HTTPSearchRetriever",
 }
 
 RERANKERS: dict[str, str] = {
@@ -38,6 +44,10 @@ RERANKERS: dict[str, str] = {
     "flashrank": "rerank_core.rerankers.flashrank:FlashRankReranker",
     "llm": "rerank_core.rerankers.llm:LLMReranker",
     "cohere": "rerank_core.rerankers.cohere:CohereReranker",
+    "tei": "rerank_core.rerankers.tei:TEIReranker",
+    "jina": "rerank_core.rerankers.jina:JinaReranker",
+    "vllm-score": "rerank_core.rerankers.vllm_score:VLLMScoreReranker",
+    "voyage": "rerank_core.rerankers.voyage:VoyageReranker",
 }
 
 

@@ -119,13 +119,16 @@ class Scores:
 
     ``truncated[i]`` says candidate i was cut at the model's max length; ``flagged[i]`` says its
     score is not the model's own judgement (for example an LLM answer that left it out, so it keeps
-    its first-stage position). ``notes`` are shown to the user.
+    its first-stage position). ``notes`` are shown to the user. ``usage`` is what a service reported
+    it billed or counted for the call (``{"search_units": 1}``, ``{"total_tokens": 812}``); the
+    base class puts it on the result.
     """
 
     values: Sequence[float]
     truncated: Sequence[bool] | None = None
     flagged: Sequence[bool] | None = None
     notes: tuple[str, ...] = ()
+    usage: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,15 @@
-"""Loopback HTTP servers speaking the OpenAI chat-completions and Cohere v2 rerank wire formats.
+"""Loopback HTTP servers speaking the wire formats of the hosted backends.
 
-A :class:`LoopbackServer` listens on 127.0.0.1 (a free port), answers ``POST /v1/chat/completions``
-and ``POST /v2/rerank`` from a scriptable queue of :class:`Reply` (status, headers, body, delay),
-and, when the queue is empty, from a per-route responder function. Every request is recorded
-(path, headers, JSON body) so tests can count calls and inspect what was sent.
+A :class:`LoopbackServer` listens on 127.0.0.1 (a free port) and answers any path and method
+(``POST /v1/chat/completions``, ``POST /v2/rerank``, ``POST /rerank``, ``GET /docs/_search`` ...)
+from a scriptable per-path queue of :class:`Reply` (status, headers, body, delay), and, when the
+queue is empty, from a per-path responder function. Every request is recorded (method, path,
+headers, JSON body) so tests can count calls and inspect what was sent. ``default_headers`` go
+with every answer (Elasticsearch's ``X-Elastic-Product``).
+
+Body builders make each format's answer: OpenAI chat completions, Cohere v2, TEI, Jina (also
+Infinity and vLLM), vLLM score and Voyage rerank. :func:`dead_url` is an address where nothing
+listens.
 
 Use the fixtures ``loopback`` (one server, both routes) or build one with ``with LoopbackServer() as s``.
 Delays wait on an event that teardown sets, so a slow reply never outlives its test.
@@ -15,7 +21,7 @@ import json
 import re
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +48,7 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     raw: bytes
+    query: str = ""
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -88,6 +95,62 @@ def cohere_rerank_body(results: list[tuple[int, float]], search_units: int | Non
     return body
 
 
+def tei_rerank_body(results: list[tuple[int, float]]) -> list[dict[str, Any]]:
+    """TEI's ``/rerank`` answer: a bare list of ``{"index", "score"}``."""
+    return [{"index": i, "score": s} for i, s in results]
+
+
+def jina_rerank_body(
+    results: list[tuple[int, float]], model: str = "loopback-reranker", total_tokens: int | None = 10
+) -> dict[str, Any]:
+    """Jina's ``/v1/rerank`` answer (Infinity and vLLM answer the same shape)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "results": [{"index": i, "relevance_score": s} for i, s in results],
+    }
+    if total_tokens is not None:
+        body["usage"] = {"total_tokens": total_tokens}
+    return body
+
+
+def vllm_score_body(results: list[tuple[int, float]], model: str = "loopback-reranker") -> dict[str, Any]:
+    """vLLM's ``/score`` answer."""
+    return {
+        "id": "score-loopback",
+        "object": "list",
+        "created": int(time.time()),
+        "model": model,
+        "data": [{"index": i, "object": "score", "score": s} for i, s in results],
+        "usage": {
+            "prompt_tokens": 7 * len(results),
+            "total_tokens": 7 * len(results),
+            "completion_tokens": 0,
+        },
+    }
+
+
+def voyage_rerank_body(
+    results: list[tuple[int, float]], model: str = "rerank-2.5", total_tokens: int = 12
+) -> dict[str, Any]:
+    """Voyage AI's ``/v1/rerank`` answer."""
+    return {
+        "object": "list",
+        "data": [{"index": i, "relevance_score": s} for i, s in results],
+        "model": model,
+        "usage": {"total_tokens": total_tokens},
+    }
+
+
+def dead_url() -> str:
+    """``http://127.0.0.1:<port>`` where nothing listens (the port was free a moment ago)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 def error_body(message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": "loopback_error"}}
 
@@ -110,10 +173,12 @@ def split_prompt(user_text: str) -> tuple[str, dict[int, str], str]:
 class LoopbackServer:
     """A threaded HTTP server on 127.0.0.1 with scripted replies and a request log."""
 
-    def __init__(self) -> None:
-        self._queue: dict[str, deque[Reply]] = {CHAT_PATH: deque(), RERANK_PATH: deque()}
+    def __init__(self, default_headers: dict[str, str] | None = None) -> None:
+        self._queue: defaultdict[str, deque[Reply]] = defaultdict(deque)
         self.responders: dict[str, Responder] = {}
+        self.fallback: Responder | None = None  # answers paths with no queue and no responder
         self.requests: list[Recorded] = []
+        self.default_headers = dict(default_headers or {})
         self._lock = threading.Lock()
         self._stop = threading.Event()
         server = self
@@ -124,30 +189,35 @@ class LoopbackServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
                 return  # keep test output clean (and never echo headers)
 
-            def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = None
-                path = self.path.split("?", 1)[0]
-                rec = Recorded("POST", path, {k.lower(): v for k, v in self.headers.items()}, body, raw)
+                path, _, query = self.path.partition("?")
+                rec = Recorded(
+                    self.command, path, {k.lower(): v for k, v in self.headers.items()}, body, raw, query
+                )
                 reply = server._next_reply(rec)
                 if reply.delay_s > 0 and server._stop.wait(reply.delay_s):
                     return
                 data = reply.body if isinstance(reply.body, (str, bytes)) else json.dumps(reply.body)
                 payload = data.encode() if isinstance(data, str) else data
+                headers = {"Content-Type": "application/json", **server.default_headers, **reply.headers}
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
-                    for k, v in reply.headers.items():
+                    for k, v in headers.items():
                         self.send_header(k, v)
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): nothing to do
+
+            do_POST = do_GET = do_PUT = do_DELETE = do_HEAD = _answer  # noqa: N815 - stdlib names
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
@@ -170,9 +240,9 @@ class LoopbackServer:
         with self._lock:
             self.requests.append(rec)
             q = self._queue.get(rec.path)
-            if q:
+            if q:  # (.get: a request to an unscripted path must not add a queue)
                 return q.popleft()
-            responder = self.responders.get(rec.path)
+            responder = self.responders.get(rec.path) or self.fallback
         if responder is not None:
             return responder(rec)
         return Reply(status=404, body=error_body(f"no scripted reply for {rec.path}"))
@@ -216,6 +286,6 @@ class LoopbackServer:
 
 @pytest.fixture
 def loopback() -> Iterator[LoopbackServer]:
-    """A running loopback server (both routes), stopped at teardown."""
+    """A running loopback server (every route), stopped at teardown."""
     with LoopbackServer() as server:
         yield server

@@ -30,7 +30,11 @@ from loopback_servers import (  # noqa: E402
     Reply,
     chat,
     cohere_rerank_body,
+    jina_rerank_body,
     split_prompt,
+    tei_rerank_body,
+    vllm_score_body,
+    voyage_rerank_body,
 )
 
 TEXTS = [
@@ -150,7 +154,43 @@ def _cohere(request) -> Reranker:
     return create_reranker("cohere", settings)
 
 
+# name -> (path, query field, passages field, answer builder) of each rerank server's wire format
+SERVERS = {
+    "tei": ("/rerank", "query", "texts", tei_rerank_body),
+    "jina": ("/v1/rerank", "query", "documents", jina_rerank_body),
+    "vllm-score": ("/score", "text_1", "text_2", vllm_score_body),
+    "voyage": ("/v1/rerank", "query", "documents", voyage_rerank_body),
+}
+
+
+def _server(name: str) -> Callable[[pytest.FixtureRequest], Reranker]:
+    """A rerank server backend against a loopback server of its format that scores by word overlap."""
+
+    def make(request) -> Reranker:
+        path, query_field, texts_field, answer = SERVERS[name]
+        server = _loopback(request)
+
+        def scorer(rec) -> Reply:
+            texts = rec.body[texts_field]
+            scored = [(i, _overlap(rec.body[query_field], t) / 10) for i, t in enumerate(texts)]
+            scored.sort(key=lambda pair: -pair[1])
+            return Reply(body=answer(scored))
+
+        server.responders[path] = scorer
+        settings = Settings(
+            data_dir=request.getfixturevalue("tmp_path") / "rerank-data",
+            methods={name: {"base_url": server.url, "max_retries": 0, "timeout_s": 10}},
+        )
+        return create_reranker(name, settings)
+
+    return make
+
+
 CASES: list = [
+    *[
+        pytest.param(Case(name, _server(name), load_measured=False), id=f"{name}-loopback")
+        for name in SERVERS
+    ],
     pytest.param(Case("bi-encoder", _bi_encoder), id="bi-encoder"),
     pytest.param(Case("llm", _llm, load_measured=False), id="llm-openai-loopback"),
     pytest.param(Case("cohere", _cohere, load_measured=False), id="cohere-loopback"),

@@ -89,7 +89,10 @@ class Reranker(ABC):
 
     @abstractmethod
     def score(self, query: str, candidates: Sequence[Candidate]) -> Scores | Sequence[float]:
-        """One score per candidate, in the candidates' order. Higher is more relevant."""
+        """One score per candidate, in the candidates' order. Higher is more relevant.
+
+        Return :class:`Scores` to add flags, notes or the usage a service reported (it goes to
+        ``RerankResult.usage``)."""
 
     def prepare(self, corpus: Corpus, progress: ProgressFn | None = None) -> None:
         """Optional per-corpus precomputation (document encodings). Default: nothing."""
@@ -170,6 +173,7 @@ class Reranker(ABC):
             latency_ms=latency_ms,
             model_load_s=self.model_load_s,
             notes=tuple(scores.notes),
+            usage=dict(scores.usage),
         )
 
     def _result_base(self) -> dict:

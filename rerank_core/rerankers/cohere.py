@@ -11,28 +11,30 @@ vLLM, Jina's Cohere-compatible endpoint, ...). The key comes from ``COHERE_API_K
 keyless local server works.
 
 The client is built with ``max_retries=0`` and ``timeout=settings.request_timeout_s``; retries
-are done by :func:`rerank_core.rerankers.hosted.call_with_retries` (429/5xx/timeouts, backoff,
-``Retry-After``), and a call that still fails makes the result fall back to the first-stage order,
-flagged.
+are done by :func:`rerank_core.http.call_with_retries` (429/5xx/timeouts, backoff, ``Retry-After``,
+redaction: the one HTTP layer), and a call that still fails makes the result fall back to the
+first-stage order, flagged.
 
 An answer that leaves candidates out, repeats an index or names one out of range is still used:
 valid results keep their score, and the candidates without one are flagged and kept after the
 scored ones in first-stage order (score: the lowest returned score minus 1). An answer with no
-valid result fails the query (fallback). Billed search units, when returned, go in the notes.
+valid result fails the query (fallback); :class:`rerank_core.rerankers.hosted.IndexedScores` does
+this for every hosted reranker. Billed search units, when returned, go in the notes and the
+result's ``usage`` (``{"search_units": n}``).
 
 Options: ``max_tokens_per_doc`` (sent when set), ``backoff_base_s`` (0.5).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from rerank_core.config import Settings
-from rerank_core.errors import MethodFailed, MissingAPIKey
+from rerank_core.errors import MissingAPIKey
 from rerank_core.rerankers.base import Reranker
-from rerank_core.rerankers.hosted import RetryStats, call_with_retries, safe_url
+from rerank_core.rerankers.hosted import IndexedScores, RetryStats, call_with_retries, safe_url
 from rerank_core.types import Candidate, Scores, ScoreScale
 
 _KEYLESS_PLACEHOLDER = "no-key-needed"
@@ -112,55 +114,25 @@ class CohereReranker(Reranker):
         return self._map(response, candidates, stats)
 
     def _map(self, response: Any, candidates: Sequence[Candidate], stats: RetryStats) -> Scores:
-        n = len(candidates)
-        values: list[float | None] = [None] * n
-        duplicates = out_of_range = 0
-        for item in getattr(response, "results", None) or []:
-            idx = getattr(item, "index", None)
-            score = getattr(item, "relevance_score", None)
-            if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < n:
-                out_of_range += 1
-                continue
-            if not isinstance(score, (int, float)) or isinstance(score, bool) or math.isnan(float(score)):
-                out_of_range += 1
-                continue
-            if values[idx] is not None:
-                duplicates += 1
-                continue
-            values[idx] = float(score)
-        scored = [v for v in values if v is not None]
-        if not scored:
-            raise MethodFailed(
-                f"cohere:{self.model} returned no usable result for {n} documents "
-                f"({out_of_range} invalid, {duplicates} duplicate).",
-                hint="check that the server speaks Cohere's /v2/rerank format",
-            )
-        floor = min(scored) - 1.0
-        missing = [i for i, v in enumerate(values) if v is None]
+        collected = IndexedScores(len(candidates))
+        collected.add(
+            (getattr(item, "index", None), getattr(item, "relevance_score", None))
+            for item in getattr(response, "results", None) or []
+        )
         notes: list[str] = []
         units = _search_units(response)
         if units is not None:
             notes.append(f"billed search units: {units:g}")
-        if missing:
-            ids = ", ".join(candidates[i].doc_id for i in missing[:10]) + (
-                ", ..." if len(missing) > 10 else ""
-            )
-            notes.append(
-                f"{len(missing)} of {n} documents had no score in the answer ({ids}): flagged and kept "
-                "after the scored ones, in first-stage order"
-            )
-        if duplicates:
-            notes.append(f"{duplicates} duplicate result index(es) ignored (the first was kept)")
-        if out_of_range:
-            notes.append(f"{out_of_range} result(s) with an invalid index or score ignored")
-        retry_note = stats.note()
-        if retry_note:
-            notes.append(retry_note)
-        return Scores(
-            values=[floor if v is None else v for v in values],
-            flagged=[v is None for v in values],
-            notes=tuple(notes),
+            stats.add_usage({"search_units": units})
+        scores = collected.scores(
+            candidates,
+            method=f"cohere:{self.model}",
+            server_hint="check that the server speaks Cohere's /v2/rerank format",
+            notes=notes,
+            usage=stats.usage,
         )
+        retry_note = stats.note()
+        return replace(scores, notes=(*scores.notes, retry_note)) if retry_note else scores
 
 
 def _search_units(response: Any) -> float | None:

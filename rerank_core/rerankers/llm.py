@@ -41,8 +41,8 @@ mode, query, the hash of each passage as sent and the generation parameters; cac
 no call and the notes say how many were reused (so latency comparisons stay honest). Answers
 that cannot be read at all are not cached, so a later run asks again. ``cache=False`` disables it.
 
-Hosted calls use :func:`rerank_core.rerankers.hosted.call_with_retries` (the SDK's own retries are
-off): ``settings.request_timeout_s`` per request, ``settings.max_retries`` retries on 429/5xx,
+Hosted calls use :func:`rerank_core.http.call_with_retries`, the one HTTP layer (the SDK's own
+retries are off): ``settings.request_timeout_s`` per request, ``settings.max_retries`` retries on 429/5xx,
 timeouts and connection errors, with backoff honouring ``Retry-After``.
 
 Options: ``mode`` ("pointwise" | "listwise"), ``window`` (20), ``step`` (10), ``temperature`` (0;
@@ -319,6 +319,7 @@ class OpenAIChatBackend:
 
         def once() -> str:
             response = self._client.chat.completions.create(**kwargs)
+            stats.add_usage(_usage(response))
             choices = getattr(response, "choices", None) or []
             if not choices:
                 return ""
@@ -350,6 +351,17 @@ class OpenAIChatBackend:
 
     def listwise(self, query: str, passages: Sequence[str], stats: RetryStats) -> str:
         return self._chat(listwise_messages(query, passages), stats, False)
+
+
+def _usage(response: Any) -> dict[str, float]:
+    """The token counts an OpenAI-compatible answer reports (``usage``), if any."""
+    usage = getattr(response, "usage", None)
+    out: dict[str, float] = {}
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = getattr(usage, name, None) if usage is not None else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
 
 
 # -- the reranker --------------------------------------------------------------------------------
@@ -469,10 +481,10 @@ class LLMReranker(Reranker):
         n_cut = sum(truncated)
         if n_cut:
             notes.append(f"{n_cut} passage(s) cut to {self.max_passage_chars} characters before prompting")
-        retry_note = stats.note()
-        if retry_note:
-            notes.append(retry_note)
-        return Scores(values=values, truncated=truncated, flagged=flagged, notes=tuple(notes))
+        notes.extend(stats.notes())
+        return Scores(
+            values=values, truncated=truncated, flagged=flagged, notes=tuple(notes), usage=dict(stats.usage)
+        )
 
     def _pointwise(
         self, query: str, candidates: Sequence[Candidate], texts: list[str], stats: RetryStats
