@@ -9,8 +9,9 @@ Two stores, one design:
 
 Both are keyed by an *encoder identity* (the model's resolved location, the numeric precision and
 anything else that changes the vectors) and, inside it, by :func:`text_key` of the text, which is
-:attr:`rerank_core.types.Candidate.text_hash`. They live under ``<data_dir>/cache/<kind>/<identity>``
-and are reused by every session, every corpus and every restart.
+:attr:`rerank_core.types.Candidate.text_hash`. They live under ``<cache_dir>/<kind>/<identity>``
+and are reused by every session, every corpus and every restart. They live under the cache folder
+(``<data_dir>/cache`` unless ``cache_dir`` says otherwise).
 
 On disk a store is a folder of *shards*, each written once and never changed: ``<shard>.keys.npy``
 (the text keys) is renamed into place last, so a shard without it is incomplete and ignored, and a
@@ -428,8 +429,8 @@ _STORES: dict[tuple[str, str], VectorStore] = {}
 _STORES_LOCK = threading.Lock()
 
 
-def _store(cls: type[VectorStore], data_dir: Path | None, identity: str, description: dict, **kwargs: Any):
-    directory = (Path(data_dir) / "cache" / cls.kind / identity).resolve() if data_dir is not None else None
+def _store(cls: type[VectorStore], cache_dir: Path | None, identity: str, description: dict, **kwargs: Any):
+    directory = (Path(cache_dir) / cls.kind / identity).resolve() if cache_dir is not None else None
     key = (cls.kind, str(directory) if directory is not None else f"memory:{identity}")
     with _STORES_LOCK:
         found = _STORES.get(key)
@@ -438,17 +439,17 @@ def _store(cls: type[VectorStore], data_dir: Path | None, identity: str, descrip
         return found
 
 
-def embedding_cache(data_dir: Path | None, identity: str, description: dict | None = None) -> EmbeddingCache:
-    """The process-wide sentence-embedding cache of an encoder (``data_dir`` None: memory only)."""
-    return _store(EmbeddingCache, data_dir, identity, description or {})
+def embedding_cache(cache_dir: Path | None, identity: str, description: dict | None = None) -> EmbeddingCache:
+    """The process-wide sentence-embedding cache of an encoder (``cache_dir`` None: memory only)."""
+    return _store(EmbeddingCache, cache_dir, identity, description or {})
 
 
 def token_store(
-    data_dir: Path | None, identity: str, description: dict | None = None, max_bytes: int | None = None
+    cache_dir: Path | None, identity: str, description: dict | None = None, max_bytes: int | None = None
 ) -> TokenStore:
-    """The process-wide token store of an encoder (``data_dir`` None: memory only)."""
+    """The process-wide token store of an encoder (``cache_dir`` None: memory only)."""
     return _store(
-        TokenStore, data_dir, identity, description or {}, max_bytes=max_bytes or DEFAULT_TOKEN_STORE_BYTES
+        TokenStore, cache_dir, identity, description or {}, max_bytes=max_bytes or DEFAULT_TOKEN_STORE_BYTES
     )
 
 

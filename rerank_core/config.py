@@ -28,6 +28,7 @@ from rerank_core.errors import ConfigError
 _ENV = {
     "models_dir": "RERANK_MODELS_DIR",
     "data_dir": "RERANK_DATA_DIR",
+    "cache_dir": "RERANK_CACHE_DIR",
     "flashrank_cache_dir": "RERANK_FLASHRANK_CACHE",
     "db_url": "RERANK_DB_URL",
     "openai_model": "RERANK_OPENAI_MODEL",
@@ -56,6 +57,7 @@ def check_secret_name(name: str) -> str:
 class Settings:
     models_dir: Path | None = None
     data_dir: Path = Path(".rerank-data")
+    cache_dir: Path | None = None  # encodings per text, shared by every corpus; default: <data_dir>/cache
     flashrank_cache_dir: Path | None = None  # default: <data_dir>/flashrank
     db_url: str | None = None  # default: sqlite:///<data_dir>/judgements.sqlite
     openai_model: str = "gpt-4o-mini"
@@ -87,6 +89,11 @@ class Settings:
     @property
     def cohere_api_key(self) -> str | None:
         return self.secret("COHERE_API_KEY")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        """Where sentence and token embeddings per text are kept (content-addressed, safe to share)."""
+        return self.cache_dir or (self.data_dir / "cache")
 
     @property
     def resolved_flashrank_cache_dir(self) -> Path:

@@ -63,7 +63,7 @@ class SentenceEncoder:
                 location, self.precision, normalize=self.normalize, max_length=self.max_length
             )
             self.cache = embedding_cache(
-                self.settings.data_dir,
+                self.settings.resolved_cache_dir,
                 identity,
                 {
                     "model": self.model_name,

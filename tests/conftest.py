@@ -33,10 +33,25 @@ def minilm_path() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def shared_cache_dir(tmp_path_factory) -> Path:
+    """One encodings cache for the tests that encode Cranfield with the real MiniLM: the cache is keyed
+    by model and text, so sharing it changes no result, only how often the same abstracts are encoded."""
+    return tmp_path_factory.mktemp("shared-encodings")
+
+
+@pytest.fixture
+def cranfield_cache(shared_cache_dir, monkeypatch) -> Path:
+    """Use the shared encodings cache in this test (and in the app servers it starts)."""
+    monkeypatch.setenv("RERANK_CACHE_DIR", str(shared_cache_dir))
+    return shared_cache_dir
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path, monkeypatch):
     """Each test gets its own data directory so caches and databases never leak between tests."""
     monkeypatch.setenv("RERANK_DATA_DIR", str(tmp_path / "rerank-data"))
+    monkeypatch.delenv("RERANK_CACHE_DIR", raising=False)
 
 
 @pytest.fixture(scope="session")

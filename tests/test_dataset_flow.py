@@ -235,7 +235,7 @@ def _evaluate_cli(dataset_dir: Path, out: Path) -> dict:
 
 @pytest.mark.slow
 def test_the_benchmark_page_on_cranfield_matches_the_evaluate_command(
-    cranfield_dir, cranfield_zip, minilm_path, tmp_path
+    cranfield_dir, cranfield_zip, minilm_path, tmp_path, cranfield_cache
 ):
     at = AppTest.from_file(APP, default_timeout=1800)  # MiniLM encodes all 1,400 abstracts once (~50 s idle)
     at.run()

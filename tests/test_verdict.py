@@ -242,7 +242,7 @@ def test_estimate_lift_pairs_the_shared_queries():
 
 
 @pytest.fixture(scope="module")
-def cranfield_runs(cranfield_dir, minilm_path, tmp_path_factory):
+def cranfield_runs(cranfield_dir, minilm_path, tmp_path_factory, shared_cache_dir):
     """BM25 top 100 reranked by the packaged all-MiniLM-L6-v2 bi-encoder: all 225 queries and the first 5."""
     from rerank_core.config import Settings
     from rerank_core.corpus import load_beir
@@ -250,7 +250,7 @@ def cranfield_runs(cranfield_dir, minilm_path, tmp_path_factory):
     from rerank_core.pipeline import Runtime
 
     data = tmp_path_factory.mktemp("data")
-    settings = Settings(data_dir=data)
+    settings = Settings(data_dir=data, cache_dir=shared_cache_dir)
     dataset = load_beir(cranfield_dir)
     runtime = Runtime()  # both runs share the loaded model and the corpus's embeddings
     methods = ["bm25", "bi-encoder"]  # the default model: the packaged all-MiniLM-L6-v2

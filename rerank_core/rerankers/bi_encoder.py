@@ -34,7 +34,7 @@ class BiEncoderReranker(Reranker):
     default_model: ClassVar[str | None] = MINILM_ID
     title: ClassVar[str] = "Bi-encoder"
     description: ClassVar[str] = "cosine of sentence embeddings: query and passage encoded apart"
-    reads: ClassVar[tuple[str, ...]] = ("models_dir", "device", "data_dir")
+    reads: ClassVar[tuple[str, ...]] = ("models_dir", "device", "data_dir", "cache_dir")
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model=model, settings=settings, **options)

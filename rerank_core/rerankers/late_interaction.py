@@ -10,7 +10,7 @@ are dropped on both sides; [UNK] and punctuation are kept, since they stand for 
 remaining token vector is L2-normalised, so a dot product is a cosine.
 
 Document token embeddings are computed once per text and kept in a token store on disk
-(:class:`rerank_core.artifacts.TokenStore` under ``<data_dir>/cache``), keyed by
+(:class:`rerank_core.artifacts.TokenStore` in the cache folder), keyed by
 :attr:`Candidate.text_hash` (title + text, the text the model sees), as float16 to halve the size,
 memory-mapped when read, bounded in size (``token_store_max_mb``), shared by every session and kept
 across restarts. :meth:`LateInteractionReranker.prepare` fills the store for a whole corpus; at query
@@ -100,7 +100,7 @@ class LateInteractionReranker(Reranker):
     name: ClassVar[str] = "late-interaction"
     scale: ScoreScale = ScoreScale.MAXSIM
     default_model: ClassVar[str | None] = MINILM_ID
-    reads: ClassVar[tuple[str, ...]] = ("models_dir", "device", "data_dir")
+    reads: ClassVar[tuple[str, ...]] = ("models_dir", "device", "data_dir", "cache_dir")
     title: ClassVar[str] = "Late interaction"
     description: ClassVar[str] = "MaxSim over the MiniLM token embeddings: zero-shot, not a trained ColBERT"
 
@@ -132,7 +132,7 @@ class LateInteractionReranker(Reranker):
             location = resolve_model(self.model or MINILM_ID, self.settings.models_dir).location
             identity = encoder_identity(location, "fp32", tokens=True, max_length=self._max_length)
             self._store = token_store(
-                self.settings.data_dir,
+                self.settings.resolved_cache_dir,
                 identity,
                 {"model": self.model, "location": location, "max_length": self._max_length},
                 max_bytes=int(self.options["token_store_max_mb"] * 1024 * 1024),

@@ -54,7 +54,7 @@ class DenseRetriever(Retriever):
     title = "Dense"
     description = "bi-encoder first stage: exact cosine top-k over sentence embeddings"
     default_model = MINILM_ID
-    reads = ("models_dir", "device")
+    reads = ("models_dir", "device", "data_dir", "cache_dir")
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(settings=settings, **options)

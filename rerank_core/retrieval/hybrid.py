@@ -88,7 +88,7 @@ class HybridRetriever(Retriever):
     title = "Hybrid"
     description = "reciprocal rank fusion of BM25 and dense"
     default_model = MINILM_ID
-    reads = ("models_dir", "device")
+    reads = ("models_dir", "device", "data_dir", "cache_dir")
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(settings=settings, **options)
