@@ -64,11 +64,12 @@ class Server:
     """``streamlit run app.py`` on a fixed port and data directory; :meth:`restart` starts a new process
     on the same port and data directory (what a user does after an upgrade or a crash)."""
 
-    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+    def __init__(self, data_dir: Path, log_dir: Path, cache_dir: Path | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log_dir = log_dir
+        self.cache_dir = cache_dir  # encodings per text: shared with other tests when given
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -79,6 +80,7 @@ class Server:
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
             "RERANK_DATA_DIR": str(self.data_dir),
+            **({"RERANK_CACHE_DIR": str(self.cache_dir)} if self.cache_dir else {}),
         }
         self.starts += 1
         log = (self.log_dir / f"streamlit-{self.starts}.log").open("w")
@@ -123,7 +125,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, shared_cache_dir):
     if not CHROMIUM.exists():
         pytest.skip(
             "Debian chromium is not installed at /usr/bin/chromium (CI installs it: apt-get install chromium)"
@@ -131,7 +133,7 @@ def server(tmp_path_factory):
     pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)"
     )
-    srv = Server(tmp_path_factory.mktemp("rerank-data"), tmp_path_factory.mktemp("logs"))
+    srv = Server(tmp_path_factory.mktemp("rerank-data"), tmp_path_factory.mktemp("logs"), shared_cache_dir)
     try:
         srv.start()
         yield srv
