@@ -73,17 +73,11 @@ class _Cell(Generic[T]):
 
 
 class ShadowSink(Protocol):
-    """Where fresh results are recorded (``JudgementStore.log_results`` fits)."""
+    """Where fresh results are recorded: ``JudgementStore.log_results`` (corpus id, query text, the
+    results, and keywords ``first_stage`` and ``depth``)."""
 
     def log_results(
-        self,
-        corpus_id: str,
-        query_text: str,
-        results: Sequence[RerankResult],
-        *,
-        first_stage: str = "",
-        depth: int = 0,
-        top_n: int = 10,
+        self, corpus_id: str, query_text: str, results: Sequence[RerankResult], **where: Any
     ) -> int: ...
 
 

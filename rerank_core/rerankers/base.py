@@ -54,19 +54,7 @@ class Reranker(ABC):
     @classmethod
     def info(cls) -> MethodInfo:
         """The method's metadata, as the registry exposes it."""
-        return MethodInfo(
-            name=cls.name,
-            kind=RERANKER_KIND,
-            title=cls.title or cls.name,
-            description=cls.description,
-            scale=cls.scale,
-            hosted=cls.hosted,
-            offline=cls.offline,
-            default_model=cls.default_model,
-            secrets=tuple(cls.secrets),
-            reads=tuple(cls.reads),
-            prepares=cls.prepare is not Reranker.prepare,
-        )
+        return MethodInfo.of(cls, RERANKER_KIND, prepares=cls.prepare is not Reranker.prepare)
 
     @classmethod
     def default_model_for(cls, settings: Settings) -> str | None:
