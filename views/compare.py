@@ -194,8 +194,6 @@ if not query or not query.strip():
     st.info("Type a query above, or pick one of the corpus's queries.", icon=":material/search:")
     st.stop()
 query = query.strip()
-if st.query_params.get(keys.Q) != query:  # a prefilled example query is in the link too
-    st.query_params[keys.Q] = query
 if not specs:
     st.info("Choose at least one method to compare against the first stage.", icon=":material/checklist:")
 
