@@ -231,6 +231,8 @@ except Exception as exc:  # noqa: BLE001 - shown on the page, never a traceback
         st.caption(f"Fix: {render.md_escape(hint)}")
     st.stop()
 retriever = runtime.first_stage(first_stage, corpus, settings)
+if getattr(retriever, "save_problem", None):
+    st.warning(render.md_escape(retriever.save_problem), icon=":material/save:")  # type: ignore[attr-defined]
 log_problems = list(base.problems)
 candidates: tuple[Candidate, ...] = base.comparison.candidates
 first_result: RerankResult = base.comparison.first_stage

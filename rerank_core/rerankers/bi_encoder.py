@@ -70,9 +70,11 @@ class BiEncoderReranker(Reranker):
     def score(self, query: str, candidates: Sequence[Candidate]) -> Scores:
         matrix, truncated, embedded_now = self.encoder.embed([c.full_text for c in candidates])
         values = matrix @ self.encoder.embed_query(query)
-        notes = (
+        notes: tuple[str, ...] = (
             (f"{embedded_now} candidate text(s) were not prepared and were embedded at query time",)
             if embedded_now
             else ()
         )
+        if self.encoder.cache is not None and self.encoder.cache.problem:
+            notes += (self.encoder.cache.problem,)
         return Scores(values=values.tolist(), truncated=truncated, notes=notes)
