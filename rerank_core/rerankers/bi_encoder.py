@@ -17,14 +17,21 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rerank_core.config import Settings
-from rerank_core.encoders import load_sentence_transformer, model_lock, short_model_name
+from rerank_core.encoders import (
+    encoder_precision,
+    encoding,
+    load_sentence_transformer,
+    model_lock,
+    short_model_name,
+)
 from rerank_core.errors import ConfigError
 from rerank_core.models import MINILM_ID
+from rerank_core.precision import check_precision
 from rerank_core.progress import ProgressFn, report
 from rerank_core.rerankers.base import Reranker
 from rerank_core.types import Candidate, Corpus, Scores, ScoreScale
 
-_OPTIONS = {"batch_size": 32}
+_OPTIONS = {"batch_size": 32, "precision": None}
 
 
 class BiEncoderReranker(Reranker):
@@ -45,6 +52,7 @@ class BiEncoderReranker(Reranker):
                 hint=f"bi-encoder options are: {', '.join(_OPTIONS)}",
             )
         self.options = {**_OPTIONS, **self.options}
+        self.options["precision"] = check_precision(self.name, self.options["precision"])
         self._encoder: Any = None
         self._max_length = 512
         self._store: dict[str, tuple[np.ndarray, bool]] = {}
@@ -55,11 +63,14 @@ class BiEncoderReranker(Reranker):
         return f"cosine of {short_model_name(self.model or '')} sentence embeddings (passages encoded once)"
 
     def _load(self) -> None:
-        self._encoder = load_sentence_transformer(self.model or MINILM_ID, self.settings)
+        self._encoder = load_sentence_transformer(
+            self.model or MINILM_ID, self.settings, precision=self.options["precision"]
+        )
+        self.precision = encoder_precision(self._encoder)
         self._max_length = int(self._encoder.max_seq_length or 512)
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
-        with model_lock(self._encoder):
+        with model_lock(self._encoder), encoding(self._encoder):
             vectors = self._encoder.encode(
                 texts,
                 batch_size=self.options["batch_size"],

@@ -29,14 +29,21 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from rerank_core.config import Settings
-from rerank_core.encoders import load_sentence_transformer, model_lock, short_model_name
+from rerank_core.encoders import (
+    encoder_precision,
+    encoding,
+    load_sentence_transformer,
+    model_lock,
+    short_model_name,
+)
 from rerank_core.errors import ConfigError, MethodFailed
 from rerank_core.models import MINILM_ID
+from rerank_core.precision import check_precision
 from rerank_core.progress import ProgressFn, report
 from rerank_core.rerankers.base import Reranker
 from rerank_core.types import Candidate, Corpus, Scores, ScoreScale
 
-DEFAULTS: dict[str, Any] = {"batch_size": 32, "cache_documents": True}
+DEFAULTS: dict[str, Any] = {"batch_size": 32, "cache_documents": True, "precision": None}
 STORE_DTYPE = np.float16
 
 
@@ -90,6 +97,7 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
             hint="for example 32",
         )
     opts["cache_documents"] = bool(opts["cache_documents"])
+    opts["precision"] = check_precision("late-interaction", opts["precision"])
     return opts
 
 
@@ -121,7 +129,9 @@ class LateInteractionReranker(Reranker):
 
     # -- loading and encoding ----------------------------------------------------------------
     def _load(self) -> None:
-        encoder = load_sentence_transformer(self.model or MINILM_ID, self.settings)
+        encoder = load_sentence_transformer(
+            self.model or MINILM_ID, self.settings, precision=self.options["precision"]
+        )
         if getattr(encoder, "tokenizer", None) is None:
             raise MethodFailed(
                 f"{self.method_name}: the model has no text tokenizer, so it has no token embeddings to compare.",
@@ -129,6 +139,7 @@ class LateInteractionReranker(Reranker):
             )
         self._max_length = int(encoder.max_seq_length or encoder.tokenizer.model_max_length)
         self._encoder = encoder
+        self.precision = encoder_precision(encoder)
 
     def _kept_tokens(self, texts: list[str]) -> tuple[list[np.ndarray], list[bool]]:
         """Per text: which positions of the model's (truncated) token sequence to keep, and whether
@@ -157,7 +168,7 @@ class LateInteractionReranker(Reranker):
         if not texts:
             return []
         self.load()
-        with model_lock(self._encoder):
+        with model_lock(self._encoder), encoding(self._encoder):
             outputs = self._encoder.encode(
                 texts,
                 batch_size=self.options["batch_size"],

@@ -13,16 +13,24 @@ from typing import Any
 import numpy as np
 
 from rerank_core.config import Settings
-from rerank_core.encoders import embedding_dimension, load_sentence_transformer, model_lock, short_model_name
+from rerank_core.encoders import (
+    embedding_dimension,
+    encoder_precision,
+    encoding,
+    load_sentence_transformer,
+    model_lock,
+    short_model_name,
+)
 from rerank_core.errors import ConfigError, CorpusFormatError
 from rerank_core.models import MINILM_ID
+from rerank_core.precision import check_precision
 from rerank_core.progress import ProgressFn, report
 from rerank_core.retrieval.base import Retriever
 from rerank_core.retrieval.bm25 import top_k_positions
 from rerank_core.retrieval.persist import read_meta, write_meta
 from rerank_core.types import Corpus, ScoreScale
 
-DEFAULTS: dict[str, Any] = {"model": MINILM_ID, "batch_size": 32, "normalize": True}
+DEFAULTS: dict[str, Any] = {"model": MINILM_ID, "batch_size": 32, "normalize": True, "precision": None}
 _EMBEDDINGS = "embeddings.npy"
 
 
@@ -40,6 +48,7 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
         )
     opts["model"] = str(opts["model"])
     opts["normalize"] = bool(opts["normalize"])
+    opts["precision"] = check_precision("dense", opts["precision"])
     return opts
 
 
@@ -73,13 +82,16 @@ class DenseRetriever(Retriever):
 
     def _load_model(self) -> Any:
         if self._model is None:
-            self._model = load_sentence_transformer(self.model_name, self.settings)
+            self._model = load_sentence_transformer(
+                self.model_name, self.settings, precision=self.options["precision"]
+            )
+            self.precision = encoder_precision(self._model)
         return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embeddings of ``texts`` as a float32 matrix (one row per text)."""
         model = self._load_model()
-        with model_lock(model):
+        with model_lock(model), encoding(model):
             out = model.encode(
                 texts,
                 batch_size=self.options["batch_size"],
