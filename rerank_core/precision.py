@@ -40,9 +40,9 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rerank_core.errors import InvalidMethod
 
