@@ -253,7 +253,10 @@ def model_revision(location: str | Path) -> str:
 
 def cache_dir(data_dir: str | Path, model: str, revision: str, precision: str) -> Path:
     """X."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "--", model.strip("/\\").replace("\\", "/"))[-120:] or "model"
+    name = model.strip("/\\").replace("\\", "/")
+    if Path(model).is_absolute() or model.startswith((".", "~")):
+        name = "/".join(name.split("/")[-2:])  # a local folder: its last two parts say enough
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "--", name)[-120:] or "model"
     return Path(data_dir).resolve() / "onnx-cache" / f"{safe}__{revision}" / precision
 
 
@@ -370,6 +373,26 @@ def is_int8_graph(path: str | Path) -> bool:
 
 
 _FILE_RECORD = "onnx-file.txt"
+_CHATTY_LOGGERS = ("sentence_transformers", "optimum", "transformers", "root")
+
+
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    """Keep the exporters' advice ("save the exported model", tracer warnings) out of the user's log."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(n if n != "root" else None) for n in _CHATTY_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
 
 
 def export_onnx(cls: type, location: str, out: Path, precision: str, load_kwargs: dict) -> str:
@@ -378,6 +401,11 @@ def export_onnx(cls: type, location: str, out: Path, precision: str, load_kwargs
     Returns the ONNX file to load, relative to ``out``. ``cls`` is ``CrossEncoder`` or
     ``SentenceTransformer``; ``load_kwargs`` are its loading arguments (device, max_length, ...).
     """
+    with _quiet_export():
+        return _export(cls, location, out, precision, load_kwargs)
+
+
+def _export(cls: type, location: str, out: Path, precision: str, load_kwargs: dict) -> str:
     model = cls(location, backend="onnx", model_kwargs={"export": True}, **load_kwargs)
     model.save_pretrained(str(out))
     name = "onnx/model.onnx"
