@@ -329,6 +329,7 @@ def test_encoder_architectures_give_the_library_scores(fixture, request, setting
     path = request.getfixturevalue(fixture)
     c = cands()
     reranker = create_reranker(MethodSpec("cross-encoder", str(path)), settings, batch_size=3)
+    assert not reranker.takes_instruction
     result = reranker.rerank(QUERY, c)
     assert result.ok, result.error
     assert not reranker.takes_instruction

@@ -190,8 +190,28 @@ class CrossEncoderReranker(Reranker):
 
     @property
     def takes_instruction(self) -> bool:
-        """The loaded model reads a prompt with an ``{instruction}`` slot (so the UI can offer the field)."""
-        return self._template is not None and "{instruction}" in self._template
+        """The model reads a prompt with an ``{instruction}`` slot (so the UI can offer the field).
+
+        Before loading, the model's config.json is read (no weights, no code run); a model that
+        cannot be found takes none.
+        """
+        template = self._template
+        if self._model is None:
+            try:
+                resolved = resolve_model(self.model or "", self.settings.models_dir, marker="config.json")
+                template = self._pick_template(_config_dict(resolved.location, resolved.is_local))
+            except Exception:  # noqa: BLE001 - unknown model: no field to offer
+                return False
+        return template is not None and "{instruction}" in template
+
+    def _pick_template(self, config: dict) -> str | None:
+        """The prompt this model reads, or None for (query, passage) pairs."""
+        architectures = list(config.get("architectures") or [])
+        if self.prompt_template is not None:
+            return self.prompt_template
+        if any(a.endswith("ForCausalLM") for a in architectures) or set(architectures) & _PROMPT_CLASSIFIERS:
+            return QWEN3_TEMPLATE
+        return None
 
     @property
     def effective_max_length(self) -> int | None:
@@ -223,12 +243,8 @@ class CrossEncoderReranker(Reranker):
             )
         if self.trust_remote_code:
             notes.append(REMOTE_CODE_WARNING)
-        architectures = list(config.get("architectures") or [])
-        self._causal = any(a.endswith("ForCausalLM") for a in architectures)
-        if self.prompt_template is not None:
-            self._template = self.prompt_template
-        elif self._causal or set(architectures) & _PROMPT_CLASSIFIERS:
-            self._template = QWEN3_TEMPLATE
+        self._causal = any(a.endswith("ForCausalLM") for a in config.get("architectures") or [])
+        self._template = self._pick_template(config)
         if self.instruction is not None and self._template is None:
             raise InvalidMethod(
                 f"{self.model} reads (query, passage) pairs and takes no instruction",

@@ -70,6 +70,7 @@ class DenseRetriever(Retriever):
             self.scale = ScoreScale.FIRST_STAGE  # type: ignore[misc]
         self.embeddings: np.ndarray | None = None
         self._model: Any = None
+        self.precision = ""  # the resolved precision, once the model is loaded
 
     @property
     def model_name(self) -> str:
