@@ -273,23 +273,14 @@ class FlashRankReranker(Reranker):
 
 
 def quantize_flashrank_folder(source: Path, target: Path, onnx_file: str) -> None:
-    """Copy a FlashRank model folder to ``target`` with its ONNX file quantised to int8 (dynamic,
-    per-channel MatMul weights, as :func:`rerank_core.precision.int8_config` describes)."""
+    """Copy a FlashRank model folder to ``target`` with its ONNX file quantised to int8
+    (:func:`rerank_core.precision.quantize_file`)."""
     import shutil
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from rerank_core.precision import cpu_support
+    from rerank_core.precision import quantize_file
 
     target.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
         if item.is_file() and item.name != onnx_file:
             shutil.copy2(item, target / item.name)
-    quantize_dynamic(
-        str(source / onnx_file),
-        str(target / onnx_file),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=not cpu_support().fast_int8,
-        op_types_to_quantize=["MatMul"],
-    )
+    quantize_file(source / onnx_file, target / onnx_file)
