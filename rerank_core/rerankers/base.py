@@ -50,6 +50,8 @@ class Reranker(ABC):
     secrets: ClassVar[tuple[str, ...]] = ()
     #: settings fields it reads besides its ``[methods.<name>]`` options (part of its cache key)
     reads: ClassVar[tuple[str, ...]] = ("models_dir", "device")
+    #: the numeric path its scores come from (fp32, bf16, onnx, onnx-int8), set by ``_load``; "" = n/a
+    precision: str = ""
 
     @classmethod
     def info(cls) -> MethodInfo:
@@ -165,7 +167,12 @@ class Reranker(ABC):
         )
 
     def _result_base(self) -> dict:
-        return {"method": self.method_name, "scale": self.scale, "label": self.label}
+        return {
+            "method": self.method_name,
+            "scale": self.scale,
+            "label": self.label,
+            "precision": self.precision,
+        }
 
     @staticmethod
     def _order(candidates: Sequence[Candidate], scores: Scores, top_k: int | None) -> list[RankedItem]:

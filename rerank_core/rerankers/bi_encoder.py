@@ -18,12 +18,13 @@ from rerank_core.config import Settings
 from rerank_core.encoders import short_model_name
 from rerank_core.errors import ConfigError
 from rerank_core.models import MINILM_ID
+from rerank_core.precision import check_precision
 from rerank_core.progress import ProgressFn
 from rerank_core.rerankers.base import Reranker
 from rerank_core.sentence_embeddings import SentenceEncoder
 from rerank_core.types import Candidate, Corpus, Scores, ScoreScale
 
-_OPTIONS = {"batch_size": 32}
+_OPTIONS = {"batch_size": 32, "precision": None}
 
 
 class BiEncoderReranker(Reranker):
@@ -45,8 +46,13 @@ class BiEncoderReranker(Reranker):
                 hint=f"bi-encoder options are: {', '.join(_OPTIONS)}",
             )
         self.options = {**_OPTIONS, **self.options}
+        self.options["precision"] = check_precision(self.name, self.options["precision"])
         self.encoder = SentenceEncoder(
-            self.model or MINILM_ID, self.settings, normalize=True, batch_size=self.options["batch_size"]
+            self.model or MINILM_ID,
+            self.settings,
+            normalize=True,
+            batch_size=self.options["batch_size"],
+            precision=self.options["precision"],
         )
 
     @property
@@ -55,6 +61,7 @@ class BiEncoderReranker(Reranker):
 
     def _load(self) -> None:
         self.encoder.load()
+        self.precision = self.encoder.precision
 
     def prepared(self, corpus: Corpus) -> bool:
         """Every document of ``corpus`` is in the embedding cache."""
