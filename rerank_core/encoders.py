@@ -5,8 +5,9 @@ with :func:`rerank_core.models.resolve_model`, then loaded on ``settings.device`
 typed errors that name the model and the fix: :class:`ModelNotFound` when no copy can be found,
 :class:`BackendUnavailable` when the package is missing or the folder is not a usable model.
 
-Loaded models are kept per (location, device) so the dense retriever, the hybrid retriever and the
-late-interaction reranker share one copy. Callers must treat a returned model as read-only (no
+Loaded models are kept per (location, device, copy) so the dense retriever, the hybrid retriever and
+the bi-encoder reranker share one copy (the late-interaction reranker keeps its own, see
+:func:`load_sentence_transformer`). Callers must treat a returned model as read-only (no
 ``max_seq_length`` changes, no training): it is shared by every user of the process. Hold
 :func:`model_lock` while encoding or tokenising with it.
 """
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _INSTALL_HINT = "pip install -r requirements.txt (it pins sentence-transformers==5.7.0 and torch==2.13.0)"
 
-_shared: dict[tuple[str, str], Any] = {}
+_shared: dict[tuple[str, str, str], Any] = {}
 _shared_lock = threading.Lock()
 _use_locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 
@@ -73,12 +74,16 @@ def load_sentence_transformer(
     settings: Settings | None = None,
     *,
     shared: bool = True,
+    copy: str = "",
 ) -> SentenceTransformer:
     """Resolve ``model`` and load it as a ``SentenceTransformer`` on ``settings.device``.
 
-    With ``shared=True`` (the default) one loaded copy per (location, device) is reused across
-    the process; treat it as read-only. Raises :class:`ModelNotFound` or
-    :class:`BackendUnavailable` with the model name and how to fix it.
+    With ``shared=True`` (the default) one loaded copy per (location, device, ``copy``) is reused
+    across the process; treat it as read-only. Each copy has its own :func:`model_lock`, so users
+    of different copies never wait for each other: the late-interaction reranker takes its own
+    copy (``copy="tokens"``), and its short query encodes no longer queue behind the bi-encoder's
+    and the dense index's work. Raises :class:`ModelNotFound` or :class:`BackendUnavailable` with
+    the model name and how to fix it.
     """
     settings = settings or Settings()
     if not model or not str(model).strip():
@@ -87,7 +92,7 @@ def load_sentence_transformer(
     device = settings.device or "cpu"
     if not shared:
         return _load(resolved, device)
-    key = (resolved.location, device)
+    key = (resolved.location, device, copy)
     with _shared_lock:
         found = _shared.get(key)
         if found is None:

@@ -121,7 +121,9 @@ class LateInteractionReranker(Reranker):
 
     # -- loading and encoding ----------------------------------------------------------------
     def _load(self) -> None:
-        encoder = load_sentence_transformer(self.model or MINILM_ID, self.settings)
+        # its own copy of the model, behind its own lock: a query's token encode never waits for the
+        # bi-encoder's or the dense index's use of the same weights
+        encoder = load_sentence_transformer(self.model or MINILM_ID, self.settings, copy="tokens")
         if getattr(encoder, "tokenizer", None) is None:
             raise MethodFailed(
                 f"{self.method_name}: the model has no text tokenizer, so it has no token embeddings to compare.",
