@@ -64,11 +64,15 @@ class Server:
     """``streamlit run app.py`` on a fixed port and data directory; :meth:`restart` starts a new process
     on the same port and data directory (what a user does after an upgrade or a crash)."""
 
-    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+    def __init__(
+        self, data_dir: Path, log_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log_dir = log_dir
+        self.env = dict(env or {})  # more environment (RERANK_CONFIG, ...)
+        self.args = tuple(args)  # more streamlit options (--secrets.files ...)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -79,6 +83,7 @@ class Server:
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
             "RERANK_DATA_DIR": str(self.data_dir),
+            **self.env,
         }
         self.starts += 1
         log = (self.log_dir / f"streamlit-{self.starts}.log").open("w")
@@ -97,6 +102,7 @@ class Server:
                 "true",
                 "--browser.gatherUsageStats",
                 "false",
+                *self.args,
             ],
             cwd=ROOT,
             env=env,
