@@ -391,3 +391,53 @@ def test_the_upload_budget_of_a_session():
     with pytest.raises(UploadTooLarge) as err:
         check_upload_budget([600_000, 600_000], 1)
     assert "1.1 MB, more than the 1 MB" in err.value.message and "upload_mb_per_session" in err.value.hint
+
+
+# -- the demo's corpora and the documented settings --------------------------------------------------------
+
+
+def test_demo_corpora_are_the_sample_stored_ids_and_beir_folders(tmp_path, cranfield_dir):
+    from rerank_core.access import demo_corpora, demo_examples
+
+    ws = Workspace(tmp_path / "data")
+    stored = ws.add([Document(id="a", text="alpha"), Document(id="b", text="beta")], name="mine")
+    demo = DemoSettings(
+        enabled=True,
+        corpora=("sample", stored.id, str(cranfield_dir)),
+        example_queries={"sample": ("What causes the seasons?",), str(cranfield_dir): ("shock waves",)},
+    )
+    ids = demo_corpora(ws, demo)
+    assert list(ids) == ["sample", stored.id, str(cranfield_dir)]
+    assert ids["sample"] == ws.sample().id and ids[stored.id] == stored.id
+    cranfield = ws.get(ids[str(cranfield_dir)])
+    assert len(cranfield.corpus) == 1400 and len(cranfield.queries) == 225
+    assert demo_corpora(ws, demo) == ids  # the same content is the same corpus: a restart finds it again
+    assert demo_examples(demo, ids, ids["sample"]) == ("What causes the seasons?",)
+    assert demo_examples(demo, ids, cranfield.id) == ("shock waves",)
+    assert demo_examples(demo, ids, stored.id) is None
+    for bad, says in (("c-00000000deadbeef", "does not hold"), (str(tmp_path / "nowhere"), "neither")):
+        with pytest.raises(ConfigError, match=says):
+            demo_corpora(ws, DemoSettings(enabled=True, corpora=(bad,)))
+
+
+def test_the_example_settings_file_documents_every_hosted_key():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    example = (root / "rerank.example.toml").read_text(encoding="utf-8")
+    s = load_settings(root / "rerank.example.toml", env={})
+    assert s.access == AccessSettings() and not s.demo.enabled and s.limits == LimitSettings()
+    for section, cls in (("access", AccessSettings), ("demo", DemoSettings), ("limits", LimitSettings)):
+        assert f"[{section}]" in example
+        for key in cls.KEYS:
+            assert key in example, (section, key)
+    secrets_example = (root / ".streamlit" / "secrets.example.toml").read_text(encoding="utf-8")
+    for key in (
+        "[auth]",
+        "redirect_uri",
+        "cookie_secret",
+        "client_id",
+        "client_secret",
+        "server_metadata_url",
+    ):
+        assert key in secrets_example
