@@ -126,27 +126,35 @@ class CrossEncoderReranker(Reranker):
 
     def count_tokens(self, query: str, texts: Sequence[str]) -> list[int]:
         """Tokens of each (query, text) pair as the model sees it before truncation, specials included."""
+        from rerank_core.encoders import model_lock
+
         self.load()
-        enc = self._model.tokenizer(
-            [query] * len(texts), list(texts), add_special_tokens=True, truncation=False, verbose=False
-        )
+        with model_lock(self._model):  # reentrant: score() holds it already
+            enc = self._model.tokenizer(
+                [query] * len(texts), list(texts), add_special_tokens=True, truncation=False, verbose=False
+            )
         return [len(ids) for ids in enc["input_ids"]]
 
     def score(self, query: str, candidates: Sequence[Candidate]) -> Scores:
         import torch
 
+        from rerank_core.encoders import model_lock
+
         model = self._model
         texts = [c.full_text for c in candidates]
         limit = int(model.max_seq_length)
-        truncated = [n > limit for n in self.count_tokens(query, texts)]
         activation = None if self._apply_model_activation else torch.nn.Identity()
-        raw = model.predict(
-            [(query, t) for t in texts],
-            batch_size=self.batch_size,
-            show_progress_bar=False,
-            activation_fn=activation,
-            convert_to_tensor=True,
-        )
+        # one call at a time per model: every session shares it, and its fast tokenizer refuses
+        # concurrent use ("Already borrowed"); other models and hosted calls never wait for this lock
+        with model_lock(model):
+            truncated = [n > limit for n in self.count_tokens(query, texts)]
+            raw = model.predict(
+                [(query, t) for t in texts],
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                activation_fn=activation,
+                convert_to_tensor=True,
+            )
         raw = raw.float().cpu()
         if self._num_labels == 2:
             values = torch.softmax(raw.reshape(len(texts), 2), dim=-1)[:, 1]
