@@ -199,7 +199,7 @@ def check_upload_budget(sizes: Iterable[int], limit_mb: float) -> int:
     total = sum(int(s) for s in sizes)
     if limit_mb and total > limit_mb * 1024 * 1024:
         raise UploadTooLarge(
-            f"these files hold {total / 1024 / 1024:,.1f} MB, more than the {limit_mb:,.0f} MB one session may "
+            f"these files hold {total / 1024 / 1024:,.1f} MB, more than the {limit_mb:g} MB one session may "
             "upload at once on this server.",
             hint="upload fewer or smaller files (remove some with the x next to each), or ask the admin to raise "
             "[limits] upload_mb_per_session",

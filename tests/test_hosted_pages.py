@@ -315,3 +315,31 @@ def test_the_narrow_screen_picker_offers_every_order():
     _ok(at)
     styles = "".join(h.proto.body for h in at.get("html"))
     assert "@media (max-width: 700px)" in styles and ".st-key-rpcol-c1)" in styles  # the reranker is hidden
+
+
+def test_uploads_past_the_session_cap_are_refused_and_dropped(configure):
+    configure("[limits]\nupload_mb_per_session = 0.001\n", access="")  # about 1 KB
+    at = _app()
+    at.switch_page("views/corpus.py").run()
+    _ok(at)
+    before = at.session_state[keys.ACTIVE_CORPUS]
+    big = "\n".join(
+        f'{{"_id": "d{i}", "text": "lift and drag notes number {i}"}}' for i in range(60)
+    ).encode()
+    at.file_uploader(key=keys.CORPUS_UPLOADS).set_value([("big.jsonl", big, "application/json")])
+    at.run()
+    _ok(at)
+    shown = " ".join(str(e.value) for e in at.error).replace("\\", "")
+    assert "Nothing was loaded" in shown and "more than the 0.001 MB one session may upload" in shown
+    assert "upload_mb_per_session" in shown
+    assert at.session_state[keys.CORPUS_UPLOADS_GEN] == 1  # a new, empty uploader: the files are dropped
+    assert at.get("file_uploader")[0].key == keys.CORPUS_UPLOADS + "_1"
+    assert (
+        at.session_state[keys.ACTIVE_CORPUS] == before and len(at.dataframe(key=keys.CORPUS_TABLE).value) == 1
+    )
+    small = b'{"_id": "a", "text": "lift"}\n{"_id": "b", "text": "drag"}'
+    at.file_uploader(key=keys.CORPUS_UPLOADS + "_1").set_value([("small.jsonl", small, "application/json")])
+    at.run()
+    next(b for b in at.button if b.label == "Load files").click().run()
+    _ok(at)
+    assert at.session_state[keys.ACTIVE_CORPUS] != before  # a small upload still loads
