@@ -8,7 +8,9 @@ What it does:
 1. Stores two corpora in a fresh data directory: the built-in sample, and Cranfield (``--second``, a BEIR
    folder; by default ``../shared/data/cranfield`` when it is there, else the sample cut into
    sentence-packed chunks, a corpus of its own with other document ids).
-2. Starts ``streamlit run app.py`` on a free port (or uses ``--url``), and warms it up: one session per
+2. Starts ``streamlit run app.py`` on a free port (or uses ``--url``) configured as a hosted demo of the
+   two corpora (``[demo]``, anonymous visitors may grade; with it torch uses one thread per call, see
+   ``[limits] torch_threads``), or as a laptop runs it with ``--laptop``. It warms up: one session per
    corpus runs one query, so model loads and index builds are done before anything is timed (their time
    is printed apart).
 3. Runs the same flow alone (one session) and then with ``--sessions`` sessions at once, each in its own
@@ -349,6 +351,16 @@ async def run_phase(
 
 def summarise(logs: list[SessionLog]) -> dict:
     samples = [s for log in logs for s in log.samples]
+    rows = [
+        {
+            "session": s.session,
+            "corpus": s.corpus,
+            "browser_s": s.browser_s,
+            "server_s": s.server_s,
+            **s.method_ms,
+        }
+        for s in samples
+    ]
     browser = [s.browser_s for s in samples]
     server = [s.server_s for s in samples]
     per_method: dict[str, list[float]] = {}
@@ -366,6 +378,7 @@ def summarise(logs: list[SessionLog]) -> dict:
         "method_ms_p50": {k: pct(v, 0.5) for k, v in per_method.items()},
         "method_ms_p95": {k: pct(v, 0.95) for k, v in per_method.items()},
         "leaks": [leak for log in logs for leak in log.leaks],
+        "samples": rows,
     }
 
 
@@ -435,6 +448,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--url", help="test a running server instead (it must use --data-dir as its data directory)"
     )
+    ap.add_argument(
+        "--laptop",
+        action="store_true",
+        help="run the server as a laptop user does (no demo mode: torch takes every core per call)",
+    )
+    ap.add_argument(
+        "--torch-threads", type=int, default=0, help="[limits] torch_threads of the server (0: automatic)"
+    )
     ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for one query's results")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = ap.parse_args(argv)
@@ -457,16 +478,36 @@ def main(argv: list[str] | None = None) -> int:
         out, pools[plan.corpus_id] = pools[plan.corpus_id][:n], pools[plan.corpus_id][n:]
         return out
 
+    from rerank_core.serving import torch_threads_for
+
     server = None
+    mode = "laptop" if args.laptop else "hosted demo"
+    threads = torch_threads_for(args.torch_threads, not args.laptop)
     if args.url:
         url = args.url.rstrip("/")
+        mode = "a running server"
     else:
-        server = AppServer(data_dir, data_dir / "streamlit.log")
+        config = data_dir / "load-test.toml"
+        corpora = ", ".join(f'"{p.corpus_id}"' for p in plans)
+        demo = f'[demo]\nenabled = true\ncorpora = [{corpora}]\nanonymous_role = "labeller"\n'
+        config.write_text(
+            ("" if args.laptop else demo) + f"[limits]\ntorch_threads = {args.torch_threads}\n",
+            encoding="utf-8",
+        )
+        server = AppServer(data_dir, data_dir / "streamlit.log", env={"RERANK_CONFIG": str(config)})
         server.start()
         url = server.url
-    report: dict = {"machine": {"cpus": os.cpu_count(), "load_before": load_average()}, "methods": methods}
+    report: dict = {
+        "machine": {"cpus": os.cpu_count(), "load_before": load_average()},
+        "methods": methods,
+        "mode": mode,
+        "torch_threads": threads,
+    }
     try:
-        print(f"server {url} · data {data_dir} · methods {', '.join(methods)} · load {load_average()}")
+        print(
+            f"server {url} ({mode}, torch threads {threads}) · data {data_dir} · methods {', '.join(methods)} · "
+            f"load {load_average()}"
+        )
         # warm-up: one session per corpus (model loads, index builds, document encodings)
         warm = [SessionLog(i, f"warm-{i}", plan, take(plan, 2)) for i, plan in enumerate(plans)]
         took = asyncio.run(run_phase(url, warm, methods, 0, timeout_ms))
