@@ -165,12 +165,12 @@ class LocalLLMBackend:
         assert self._loaded is not None, "load() first"
         lm = self._loaded
         prompts = [self.prompt(query, p) for p in passages]
-        lengths = [len(lm.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
         out = [0.0] * len(prompts)
         yes = torch.tensor(lm.yes_ids)
         no = torch.tensor(lm.no_ids)
-        with lm.lock, torch.inference_mode():
+        with lm.lock, torch.inference_mode():  # the tokenizer too: it refuses concurrent use
+            lengths = [len(lm.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+            order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
             for b in range(0, len(order), self.batch_size):
                 idx = order[b : b + self.batch_size]
                 enc = lm.tokenizer(
