@@ -38,6 +38,7 @@ _ENV = {
     "request_timeout_s": "RERANK_REQUEST_TIMEOUT",
     "max_retries": "RERANK_MAX_RETRIES",
     "device": "RERANK_DEVICE",
+    "requests_per_second": "RERANK_REQUESTS_PER_SECOND",
 }
 
 _SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -66,6 +67,8 @@ class Settings:
     cohere_base_url: str | None = None
     request_timeout_s: float = 30.0
     max_retries: int = 3
+    # a rate limit per hosted endpoint (rerank servers, APIs, engines) unless [methods.<name>] sets its own
+    requests_per_second: float | None = None
     device: str = "cpu"
     # per-method options, e.g. {"cross-encoder": {"batch_size": 32, "max_length": 512}}
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
