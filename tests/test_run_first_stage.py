@@ -166,7 +166,7 @@ def test_stored_runs_are_content_addressed_and_a_link_names_them(tmp_path, corpu
     path = tmp_path / "edited.run"
     path.write_bytes(data)
     before = method_key(f"run:{path}", settings)
-    path.write_bytes(data.replace(b"2.0", b"3.0"))
+    path.write_bytes(data.replace(b"2.0", b"3.25"))
     assert method_key(f"run:{path}", settings) != before
 
 

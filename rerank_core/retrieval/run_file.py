@@ -20,6 +20,7 @@ content-addressed, so a link that names it always means the same candidates.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -62,6 +63,12 @@ def runs_dir(settings: Settings) -> Path:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    """A file's content hash, read again only when its modification time or size changes."""
+    return _digest(Path(path).read_bytes())
 
 
 def resolve_run_path(value: str | None, settings: Settings) -> Path:
@@ -194,7 +201,8 @@ class RunFileRetriever(Retriever):
         """The file's content hash: the same path with other content is another first stage."""
         try:
             path = resolve_run_path(model, settings)
-            return {"content": _digest(path.read_bytes())}
+            stat = path.stat()
+            return {"content": _file_digest(str(path.resolve()), stat.st_mtime_ns, stat.st_size)}
         except (ConfigError, OSError):
             return {"content": None}
 
