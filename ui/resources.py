@@ -82,7 +82,8 @@ def session_settings() -> Settings:
     """Settings for this session: file and environment, then Streamlit secrets, then the password fields.
 
     Every secret a backend declares (``registry.secret_names()``) is looked up. Keys typed into the
-    password fields live only in this session's state; nothing here writes them anywhere.
+    password fields live only in this session's state; nothing here writes them anywhere. Engine
+    settings typed in the app (``ui.engines``) replace their ``[methods.<name>]`` for this session.
     """
     from rerank_core.registry import secret_names
 
@@ -91,7 +92,9 @@ def session_settings() -> Settings:
     for name in secret_names():
         typed = st.session_state.get(keys.secret_key(name))
         found[name] = typed or _secret_from_streamlit(name) or base.secret(name)
-    return base.with_secrets(found)
+    from ui.engines import apply as with_session_engines  # engines set up in the app, this session only
+
+    return with_session_engines(base.with_secrets(found))
 
 
 def has_key(settings: Settings, method: str) -> bool:
