@@ -1,0 +1,125 @@
+"""When does fusing a reranker's order with the first stage's pay? Measured on Cranfield (or any BEIR folder).
+
+Runs one evaluation (the code behind ``evaluate``) with the first stage, the offline rerankers and their
+fusions on the same candidates, in each fusion mode (RRF k=60; weighted min-max scores with equal
+weights), then fits the weights of ``first stage + each reranker`` by 5-fold cross-validation by query
+(held-out figures only). For each fusion it prints nDCG@10 and its difference from the BEST of its
+components on the same queries, with a paired randomisation test (two-sided) and a 95% bootstrap interval
+of the difference: a fusion "pays" only when the interval is above zero.
+
+    python scripts/fusion_benchmark.py                       # Cranfield next to the repository, BM25 top 100
+    python scripts/fusion_benchmark.py --depth 50 --json fusion.json
+
+Uses the packaged MiniLM (offline). Encodings are cached under the data folder (``RERANK_CACHE_DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RERANKERS = ("bi-encoder", "late-interaction")
+
+
+def _compare(report: Any, name: str, components: list[str]) -> dict[str, Any]:
+    from rerank_core.analysis import bootstrap_ci, paired_test
+
+    fused = report.methods[name].per_query["nDCG@10"]
+    means = {c: sum(report.methods[c].per_query["nDCG@10"].values()) / len(fused) for c in components}
+    best = max(means, key=lambda c: means[c])
+    base = report.methods[best].per_query["nDCG@10"]
+    diff = {q: fused[q] - base[q] for q in fused}
+    mean, low, high = bootstrap_ci(diff)
+    test = paired_test(base, fused)
+    return {
+        "nDCG@10": sum(fused.values()) / len(fused),
+        "best_component": best,
+        "best_component_nDCG@10": means[best],
+        "diff": mean,
+        "ci95": [low, high],
+        "p": test.p_value,
+        "pays": low > 0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "cranfield"))
+    parser.add_argument("--first-stage", default="bm25")
+    parser.add_argument("--depth", type=int, default=100)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--json", help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+
+    from rerank_core.config import load_settings
+    from rerank_core.evaluation import run_evaluation
+    from rerank_core.fusion import fit_fusion
+    from rerank_core.pipeline import Runtime
+    from rerank_core.readers import read_beir
+
+    dataset = read_beir(args.dataset).dataset
+    settings = load_settings()
+    runtime = Runtime()
+    fs = args.first_stage
+    fusions = [f"fusion:{fs}+{r}" for r in RERANKERS] + [
+        f"fusion:{'+'.join(RERANKERS)}",
+        f"fusion:{fs}+{'+'.join(RERANKERS)}",
+    ]
+    out: dict[str, Any] = {"dataset": dataset.name, "first_stage": fs, "depth": args.depth, "modes": {}}
+    print(
+        f"{dataset.name}: {len(dataset.judged_query_ids)} queries, first stage {fs} top {args.depth}; nDCG@10"
+    )
+    for mode, options in (("rrf", {"mode": "rrf", "k": 60}), ("weighted", {"mode": "weighted"})):
+        mode_settings = replace(settings, methods={**settings.methods, "fusion": options})
+        report = run_evaluation(
+            dataset, fs, args.depth, [fs, *RERANKERS, *fusions], settings=mode_settings, runtime=runtime
+        )
+        if mode == "rrf":
+            out["methods"] = {m: report.methods[m].metrics["nDCG@10"] for m in (fs, *RERANKERS)}  # type: ignore[index]
+            for m, v in out["methods"].items():
+                print(f"  {m:<44} {v:.4f}")
+        rows = {}
+        for name in fusions:
+            parts = name.split(":", 1)[1].split("+")
+            rows[name] = row = _compare(report, name, parts)
+            print(
+                f"  {name + ' (' + mode + ')':<44} {row['nDCG@10']:.4f}  vs best part {row['best_component']} "
+                f"{row['diff']:+.4f} (95% CI {row['ci95'][0]:+.4f} to {row['ci95'][1]:+.4f}, p = {row['p']:.3f})"
+                f"{'  pays' if row['pays'] else ''}"
+            )
+        out["modes"][mode] = rows
+    fitted: dict[str, Any] = {}
+    for reranker in RERANKERS:
+        fit = fit_fusion(
+            dataset,
+            fs,
+            args.depth,
+            [fs, reranker],
+            name=f"fit-{fs}-{reranker}",
+            mode="weighted",
+            folds=args.folds,
+            settings=settings,
+            runtime=runtime,
+        )
+        summary = fit.summary()
+        fitted[reranker] = {**summary, "fold_weights": [list(w) for w in fit.config.fold_weights]}
+        print(
+            f"  fitted weighted {fs}+{reranker}, held out ({args.folds} folds): {summary['held_out']:.4f} "
+            f"(equal weights {summary['unfitted']:.4f}; {reranker} alone {summary['components'][reranker]:.4f}); "
+            f"weights per fold {', '.join('/'.join(f'{w:g}' for w in ws) for ws in fit.config.fold_weights)}"
+        )
+    out["fitted"] = fitted
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
