@@ -5,7 +5,7 @@ fusions on the same candidates, in each fusion mode (RRF k=60; weighted min-max 
 weights), then fits the weights of ``first stage + each reranker`` by 5-fold cross-validation by query
 (held-out figures only). For each fusion it prints nDCG@10 and its difference from the BEST of its
 components on the same queries, with a paired randomisation test (two-sided) and a 95% bootstrap interval
-of the difference: a fusion "pays" only when the interval is above zero.
+of the difference: a fusion "pays" only when the interval is above zero and p < 0.05 (the verdict's rule).
 
     python scripts/fusion_benchmark.py                       # Cranfield next to the repository, BM25 top 100
     python scripts/fusion_benchmark.py --depth 50 --json fusion.json
@@ -28,13 +28,12 @@ sys.path.insert(0, str(ROOT))
 RERANKERS = ("bi-encoder", "late-interaction")
 
 
-def _compare(report: Any, name: str, components: list[str]) -> dict[str, Any]:
+def _against_best(fused: dict[str, float], parts: dict[str, dict[str, float]]) -> dict[str, Any]:
     from rerank_core.analysis import bootstrap_ci, paired_test
 
-    fused = report.methods[name].per_query["nDCG@10"]
-    means = {c: sum(report.methods[c].per_query["nDCG@10"].values()) / len(fused) for c in components}
+    means = {c: sum(v.values()) / len(v) for c, v in parts.items()}
     best = max(means, key=lambda c: means[c])
-    base = report.methods[best].per_query["nDCG@10"]
+    base = parts[best]
     diff = {q: fused[q] - base[q] for q in fused}
     mean, low, high = bootstrap_ci(diff)
     test = paired_test(base, fused)
@@ -45,8 +44,16 @@ def _compare(report: Any, name: str, components: list[str]) -> dict[str, Any]:
         "diff": mean,
         "ci95": [low, high],
         "p": test.p_value,
-        "pays": low > 0,
+        "pays": low > 0 and test.p_value < 0.05,
     }
+
+
+def _compare(report: Any, name: str, components: list[str]) -> dict[str, Any]:
+    fused = report.methods[name].per_query["nDCG@10"]
+    row = _against_best(fused, {c: report.methods[c].per_query["nDCG@10"] for c in components})
+    latency = report.methods[name].latency or {}
+    row["p50_ms"] = latency.get("p50")
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {name + ' (' + mode + ')':<44} {row['nDCG@10']:.4f}  vs best part {row['best_component']} "
                 f"{row['diff']:+.4f} (95% CI {row['ci95'][0]:+.4f} to {row['ci95'][1]:+.4f}, p = {row['p']:.3f})"
-                f"{'  pays' if row['pays'] else ''}"
+                f", p50 {row['p50_ms']:.0f} ms{'  pays' if row['pays'] else ''}"
             )
         out["modes"][mode] = rows
     fitted: dict[str, Any] = {}
@@ -109,11 +116,14 @@ def main(argv: list[str] | None = None) -> int:
             runtime=runtime,
         )
         summary = fit.summary()
-        fitted[reranker] = {**summary, "fold_weights": [list(w) for w in fit.config.fold_weights]}
+        row = _against_best(fit.held_out, fit.components)
+        fitted[reranker] = {**summary, **row, "fold_weights": [list(w) for w in fit.config.fold_weights]}
         print(
             f"  fitted weighted {fs}+{reranker}, held out ({args.folds} folds): {summary['held_out']:.4f} "
-            f"(equal weights {summary['unfitted']:.4f}; {reranker} alone {summary['components'][reranker]:.4f}); "
-            f"weights per fold {', '.join('/'.join(f'{w:g}' for w in ws) for ws in fit.config.fold_weights)}"
+            f"vs best part {row['best_component']} {row['diff']:+.4f} (95% CI {row['ci95'][0]:+.4f} to "
+            f"{row['ci95'][1]:+.4f}, p = {row['p']:.3f}){'  pays' if row['pays'] else ''}; equal weights "
+            f"{summary['unfitted']:.4f}; weights per fold "
+            f"{', '.join('/'.join(f'{w:g}' for w in ws) for ws in fit.config.fold_weights)}"
         )
     out["fitted"] = fitted
     if args.json:

@@ -428,3 +428,16 @@ def test_cranfield_fusion_run_equals_rrf_of_the_three_written_run_files(
         "Cranfield nDCG@10, bm25 top 100: "
         + ", ".join(f"{n} {m['metrics']['nDCG@10']:.4f}" for n, m in report["methods"].items())
     )
+
+
+def test_the_documented_fusion_settings_are_accepted():
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    example = tomllib.loads((root / "rerank.example.toml").read_text(encoding="utf-8"))["methods"]["fusion"]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    blocks = [tomllib.loads(b) for b in re.findall(r"```toml\n(.*?)```", readme, re.S)]
+    documented = next(b["methods"]["fusion"] for b in blocks if "fusion" in b.get("methods", {}))
+    for options in (example, documented):
+        assert config_from_options(["bm25", "test-length"], options).k == 60
