@@ -71,6 +71,7 @@ def test_a_run_file_uploaded_on_compare_is_the_first_stage_and_offers_its_querie
     at = _app(methods=[])
     at.run()
     _ok(at)
+    at.toggle(key=keys.CMP_OWN_STACK).set_value(True).run()
     at.file_uploader(key=keys.CMP_RUN_UPLOAD).set_value([("mine.run", _run_text(sample, qids), "text/plain")])
     at.run()
     _ok(at)
@@ -137,6 +138,7 @@ def test_an_engine_set_up_on_compare_is_tested_then_a_first_stage_column(sample,
     at = _app(q=query, methods=[])
     at.run()
     _ok(at)
+    at.toggle(key=keys.CMP_OWN_STACK).set_value(True).run()
     at.selectbox(key=keys.engine_pick_key("cmp")).select("opensearch").run()
     _ok(at)
     # a bad URL: the message names the setting
@@ -188,3 +190,16 @@ def test_benchmark_page_takes_a_concurrency_and_fusions():
     bench = at.session_state[keys.BENCH_RESULT]["bench"]
     fused = bench.report.methods["fusion:bm25+bi-encoder"]
     assert fused.available and fused.metrics is not None
+
+
+def test_a_link_to_a_hybrid_of_two_first_stages(sample):
+    query = next(iter(sample.queries.values()))
+    at = _app(q=query, methods=[], first_stage="hybrid:bm25+dense", depth="10")
+    at.run()
+    _ok(at)
+    last = _last(at)
+    assert last["first_stage"] == "hybrid:bm25+dense" and len(last["first"][0]) == 10
+    assert "Hybrid (bm25+dense) · first stage" in _column_names(at)
+    assert (
+        last["first"][1].label.startswith("hybrid RRF (k=60) of BM25") and "dense" in last["first"][1].label
+    )

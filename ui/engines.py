@@ -145,10 +145,10 @@ def render_engine_setup(settings: Settings, corpus: Corpus | None, *, page: str,
                 help="Never put in the URL, the snippet or any file; the environment or Streamlit secrets work too.",
             )
         st.text_input(
-            "Test query",
+            "Test search text",
             value=query or "test",
             key=keys.engine_query_key(page, engine),
-            help="Test connection runs this query for one hit.",
+            help="Test connection searches for this text and shows the first hit.",
         )
         b1, b2 = st.columns(2)
         b1.form_submit_button(

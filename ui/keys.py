@@ -32,6 +32,7 @@ CMP_EXAMPLE = "cmp_example"  # the example-query pills
 CMP_PICK_QUERY = "cmp_pick_query"  # the corpus-query picker
 CMP_JUDGES = "cmp_judges"  # whose judgements the live metrics use
 
+CMP_OWN_STACK = "cmp_own_stack"  # show the run-file and engine set-up
 CMP_RUN_UPLOAD = "cmp_run_upload"  # a run file to use as the first stage
 CMP_RUN_NOTICE = "cmp_run_notice"  # (kind, message) about the last upload, shown once
 

@@ -39,11 +39,21 @@ def offered_first_stages(
     base: Sequence[str], settings: Settings, corpus_id: str, current: str | None
 ) -> list[str]:
     """The first stages to offer: ``base`` (local and configured engines), the runs uploaded for this
-    corpus, and the run a link names (when this server holds it)."""
+    corpus, and the run or ``hybrid:A+B`` a link names (when this server can serve it)."""
     out = list(base)
     for run in _stored_runs(settings, corpus_id):
         if run.spec not in out:
             out.append(run.spec)
+    parsed = MethodSpec.parse(current) if current else None
+    if current and parsed is not None and parsed.name == "hybrid" and "+" in (parsed.model or ""):
+        from rerank_core.retrieval.hybrid import fused_parts
+
+        try:
+            parts = fused_parts(parsed.model)
+        except RerankError:
+            parts = []
+        if parts and current not in out and all(p in out or p.startswith("run:") for p in parts):
+            out.append(current)
     if current and current not in out and MethodSpec.parse(current).name == "run":
         from rerank_core.retrieval.run_file import resolve_run_path
 
@@ -103,13 +113,15 @@ def show_run_notice() -> None:
 def render_run_files(settings: Settings, corpus_id: str, dataset_queries: Mapping[str, str]) -> None:
     """The run-file uploader and the runs stored for this corpus."""
     st.file_uploader(
-        "A run file: TREC (qid Q0 docid rank score tag) or JSONL ({query_id, query?, doc_id, score, title?, text?})",
+        "Run file (TREC or JSONL)",
         type=["run", "txt", "trec", "tsv", "jsonl", "json"],
         key=keys.CMP_RUN_UPLOAD,
         on_change=_on_upload,
         args=(settings, corpus_id, dataset_queries),
-        help="Its query ids must be the corpus's query ids. Stored in the data folder under a hash of its content, "
-        "so the link names it. Text and titles come from the corpus by id unless the file has them.",
+        help="TREC: `qid Q0 docid rank score tag` per line. JSONL: one object per line with query_id, doc_id and "
+        "score (query, title and text optional). Its query ids must be the corpus's. Stored in the data folder "
+        "under a hash of its content, so the link names it. Text and titles come from the corpus by id unless "
+        "the file has them.",
     )
     show_run_notice()
     runs = _stored_runs(settings, corpus_id)

@@ -223,12 +223,18 @@ with m3:
 specs = [methods.spec_for(name, models.get(name)) for name in chosen]
 
 # -- own stack: run files, engines, fusions ---------------------------------------------------------------------
-with st.expander("Your own first stage: a run file or a search engine", icon=":material/hub:"):
-    run_tab, engine_tab = st.tabs(["Run file", "Search engine"])
-    with run_tab:
-        own_stack.render_run_files(settings, corpus_id, stored.queries)
-    with engine_tab:
-        engines.render_engine_setup(settings, corpus, page="cmp", query=query or "")
+if st.toggle(
+    "Your own first stage: a run file or a search engine",
+    key=keys.CMP_OWN_STACK,
+    help="Upload a run file (TREC or JSONL) or set up the search engine that serves this corpus; it then is a "
+    "first stage above, like bm25.",
+):
+    with st.container(border=True):
+        run_tab, engine_tab = st.tabs(["Run file", "Search engine"])
+        with run_tab:
+            own_stack.render_run_files(settings, corpus_id, stored.queries)
+        with engine_tab:
+            engines.render_engine_setup(settings, corpus, page="cmp", query=query or "")
 fusion_current = [str(f) for f in st.session_state.get(keys.FUSIONS) or []]
 fused = st.multiselect(
     "Fusions",
