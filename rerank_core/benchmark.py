@@ -60,6 +60,7 @@ from rerank_core.evaluation import (
 from rerank_core.metrics import DEFAULT_MEASURES, evaluate, rank_documents
 from rerank_core.pipeline import Runtime
 from rerank_core.progress import Cancelled, ProgressFn, report
+from rerank_core.registry import is_fusion
 from rerank_core.rerankers.base import Reranker
 from rerank_core.types import Dataset, ScoreScale
 
@@ -313,12 +314,13 @@ def run_benchmark(
     settings: Settings | None = None,
     progress: ProgressFn | None = None,
     runtime: Runtime | None = None,
+    concurrency: int = 1,
 ) -> Benchmark:
     """Evaluate ``methods`` (the first stage is added first if missing) and analyse the outcome.
 
     Models and indexes come from ``runtime`` (the app passes its process-wide one; by default a new
     one). ``progress(done, total, message)`` may raise :class:`~rerank_core.progress.Cancelled`, which
-    stops the run and propagates.
+    stops the run and propagates. ``concurrency`` is how many queries of a hosted method run at once.
     """
     settings = settings or load_settings()
     runtime = runtime or Runtime()
@@ -351,6 +353,7 @@ def run_benchmark(
         progress=phase(""),
         runtime=runtime,
         measures=DEFAULT_MEASURES,
+        concurrency=concurrency,
     )
     bench = Benchmark(report=rep, summaries=summarise(rep), sweep_depths=[], max_queries=max_queries)
     fs = _first_stage_eval(rep)
@@ -368,13 +371,15 @@ def run_benchmark(
     rerankers = {
         name: runtime.reranker(name, settings)
         for name, m in rep.methods.items()
-        if m.kind == RERANKER and m.available
+        if m.kind == RERANKER and m.available and not is_fusion(name)
     }
     swept = [name for name, r in rerankers.items() if is_pointwise(r)]
     for name, m in rep.methods.items():
         if m.kind != RERANKER:
             continue
-        if not m.available or name not in rerankers:
+        if is_fusion(name) and m.available:
+            bench.sweep_notes[name] = "a fusion is not swept: sweep the methods it fuses"
+        elif not m.available or name not in rerankers:
             bench.sweep_notes[name] = "did not run"
         elif name not in swept:
             bench.sweep_notes[name] = (

@@ -10,6 +10,15 @@ A progress bar and a summary table (with the verdict) go to stderr. The report c
 cost and score distributions (see :mod:`rerank_core.answers`). Query tags come from ``--tags FILE``
 or, when the dataset's ``queries.jsonl`` has a ``tags`` field, from there.
 
+``--first-stage`` takes every first stage: ``bm25``, ``dense``, ``hybrid`` (or ``hybrid:A+B``, RRF of
+any first stages), an engine, or ``run:PATH`` (the candidates a TREC or JSONL run file lists per
+query). ``--methods`` may hold ``fusion:A+B+...`` (see :mod:`rerank_core.fusion`) and a fitted
+``fusion:NAME``. ``--concurrency N`` runs up to N queries of a hosted method at once.
+
+``fusion fit --dataset ... --first-stage bm25 --depth 100 --components bm25,bi-encoder --name NAME``
+fits fusion weights by k-fold cross-validation by query, prints only held-out figures and saves the
+fusion under ``<data_dir>/fusions/NAME.json``; ``fusion list`` lists the saved ones.
+
 ``report --input report.json --output report.html`` turns a report JSON (the evaluate command's or
 the Benchmark page's) into one self-contained HTML file, or Markdown with ``--format md`` or an
 ``.md`` output (see :mod:`rerank_core.report`).
@@ -70,7 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a BEIR folder or .zip (corpus.jsonl, queries.jsonl, qrels/)",
     )
-    ev.add_argument("--first-stage", required=True, metavar="NAME", help="bm25, dense or hybrid")
+    ev.add_argument(
+        "--first-stage",
+        required=True,
+        metavar="NAME",
+        help="bm25, dense, hybrid (or hybrid:A+B), an engine (opensearch, pgvector, ...) or run:PATH "
+        "(a TREC or JSONL run file)",
+    )
     ev.add_argument("--depth", required=True, type=_positive_int, metavar="N", help="candidates per query")
     ev.add_argument(
         "--methods",
@@ -103,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="query tags: a TSV (query-id, tags separated by commas) or a queries JSONL with a tags field "
         "(default: the dataset's queries.jsonl, when it has tags)",
     )
+    ev.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run up to N queries of a hosted method at once (each query's latency stays its own call's; "
+        "rate limits: requests_per_second in [methods.<name>] or the settings)",
+    )
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
     rp = sub.add_parser(
@@ -120,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.set_defaults(func=cmd_report)
     _add_pgvector(sub)
+    _add_fusion(sub)
     try:
         from rerank_core import labels_cli
     except ImportError:
@@ -272,6 +296,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             settings=settings,
             progress=progress,
             tags=tags,
+            concurrency=args.concurrency,
         )
 
     report = run_with_bar(run, "evaluate", show=not args.no_progress)
@@ -281,6 +306,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         written = report.write_runs(run_dir)
     except OSError as exc:
         raise ConfigError(f"cannot write the results: {exc}", hint="check --output and --run-dir") from exc
+    for warning in data.get("first_stage_warnings", []):
+        print(f"warning: first stage {args.first_stage}: {warning}", file=sys.stderr)
     print(format_table(data), file=sys.stderr)
     print(
         f"report: {output}; run files: {', '.join(str(p) for p in written.values()) or 'none'}",
@@ -314,6 +341,126 @@ def cmd_report(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot write the report: {exc}", hint="check --output") from exc
     print(f"report: {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# fusion fit / list
+
+
+def _add_fusion(sub: Any) -> None:
+    fu = sub.add_parser(
+        "fusion",
+        help="fit fusion weights by cross-validation, or list the fitted fusions",
+        description="Fusions of methods on the same candidates (fusion:A+B in --methods).",
+    )
+    actions = fu.add_subparsers(dest="fusion_command", metavar="ACTION", parser_class=_Parser)
+    fit = actions.add_parser(
+        "fit",
+        help="fit the weights of a fusion on judged queries (k-fold cross-validation by query)",
+        description=(
+            "Run the components on the first stage's candidates for every judged query, choose the weights "
+            "(a grid over the simplex) on k-1 folds and measure nDCG@10 on the held-out fold, for each fold. "
+            "Prints only held-out figures and saves the fusion as fusion:NAME."
+        ),
+    )
+    fit.add_argument("--dataset", required=True, metavar="PATH", help="a BEIR folder or .zip")
+    fit.add_argument("--first-stage", required=True, metavar="NAME", help="the first stage (as for evaluate)")
+    fit.add_argument("--depth", required=True, type=_positive_int, metavar="N", help="candidates per query")
+    fit.add_argument(
+        "--components", required=True, metavar="A,B", help="the methods to fuse (first stages and rerankers)"
+    )
+    fit.add_argument("--name", required=True, metavar="NAME", help="the fitted fusion's name (fusion:NAME)")
+    fit.add_argument("--mode", choices=("rrf", "weighted"), default="weighted", help="default: weighted")
+    fit.add_argument(
+        "--normalize",
+        choices=("minmax", "z"),
+        default="minmax",
+        help="per-query score normalisation (weighted)",
+    )
+    fit.add_argument("--k", type=float, default=60.0, help="the RRF constant (rrf mode; default 60)")
+    fit.add_argument("--folds", type=_positive_int, default=5, metavar="N", help="cross-validation folds (5)")
+    fit.add_argument("--max-queries", type=_positive_int, metavar="N", help="only the first N judged queries")
+    fit.add_argument("--split", default=None, help="qrels split of the BEIR folder")
+    fit.add_argument("--config", metavar="FILE", help="settings file")
+    fit.add_argument("--output", metavar="FILE", help="also write the fit (held-out figures) as JSON here")
+    fit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fit.set_defaults(func=cmd_fusion_fit)
+    ls = actions.add_parser("list", help="list the fitted fusions and their held-out figures")
+    ls.add_argument("--config", metavar="FILE", help="settings file")
+    ls.set_defaults(func=cmd_fusion_list)
+
+
+def cmd_fusion_fit(args: argparse.Namespace) -> int:
+    from rerank_core.config import load_settings
+    from rerank_core.fusion import fit_fusion, save_fitted
+    from rerank_core.progress import tqdm_progress
+    from rerank_core.readers import read_beir
+
+    settings = load_settings(args.config)
+    got = read_beir(args.dataset, split=args.split)
+    components = [c.strip() for c in args.components.split(",") if c.strip()]
+
+    def run(progress):
+        return fit_fusion(
+            got.dataset,
+            args.first_stage,
+            args.depth,
+            components,
+            name=args.name,
+            mode=args.mode,
+            normalize=args.normalize,
+            k=args.k,
+            folds=args.folds,
+            max_queries=args.max_queries,
+            settings=settings,
+            progress=progress,
+        )
+
+    if args.no_progress:
+        fit = run(None)
+    else:
+        with tqdm_progress("fitting") as bar:
+            fit = run(bar)
+    path = save_fitted(fit, settings)
+    summary = fit.summary()
+    lines = [
+        f"{got.dataset.name}: {summary['queries']} judged queries, {summary['folds']}-fold cross-validation by query, "
+        f"first stage {args.first_stage} top {args.depth}; {summary['measure']} on held-out folds only:",
+        f"  fusion:{args.name} ({fit.config.describe()}): {summary['held_out']:.4f}",
+        f"  the same fusion, equal weights (nothing fitted): {summary['unfitted']:.4f}",
+    ]
+    lines += [f"  {c} alone: {v:.4f}" for c, v in summary["components"].items()]
+    lines.append(
+        "  weights per fold: " + "; ".join(", ".join(f"{w:g}" for w in ws) for ws in fit.config.fold_weights)
+    )
+    lines.append(f"saved: {path} (use it as fusion:{args.name})")
+    print("\n".join(lines), file=sys.stderr)
+    if args.output:
+        Path(args.output).write_text(json.dumps(fit.to_json(), indent=2) + "\n", encoding="utf-8")
+    return EXIT_OK
+
+
+def cmd_fusion_list(args: argparse.Namespace) -> int:
+    from rerank_core.config import load_settings
+    from rerank_core.fusion import fitted_names, fitted_summary, load_fitted
+
+    settings = load_settings(args.config)
+    names = fitted_names(settings)
+    if not names:
+        print(f"no fitted fusion in {settings.data_dir}", file=sys.stderr)
+    for name in names:
+        try:
+            config = load_fitted(name, settings)
+            info = fitted_summary(name, settings)
+        except RerankError as exc:
+            print(f"fusion:{name}: {exc}", file=sys.stderr)
+            continue
+        print(
+            f"fusion:{name}: {config.describe()} · held-out {info.get('measure')} {info.get('held_out', 0):.4f} "
+            f"on {info.get('queries')} queries of {info.get('dataset')} ({info.get('folds')} folds)",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

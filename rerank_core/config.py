@@ -45,6 +45,7 @@ _ENV = {
     "request_timeout_s": "RERANK_REQUEST_TIMEOUT",
     "max_retries": "RERANK_MAX_RETRIES",
     "device": "RERANK_DEVICE",
+    "requests_per_second": "RERANK_REQUESTS_PER_SECOND",
 }
 
 _SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -63,7 +64,9 @@ def check_secret_name(name: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     models_dir: Path | None = None
-    data_dir: Path = Path(".rerank-data")
+    # the environment's data directory when there is one, so a Settings() made in code (a script, a
+    # test) and load_settings() agree on where indexes and caches live
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("RERANK_DATA_DIR") or ".rerank-data"))
     cache_dir: Path | None = None  # encodings per text, shared by every corpus; default: <data_dir>/cache
     flashrank_cache_dir: Path | None = None  # default: <data_dir>/flashrank
     db_url: str | None = None  # default: sqlite:///<data_dir>/judgements.sqlite
@@ -73,6 +76,8 @@ class Settings:
     cohere_base_url: str | None = None
     request_timeout_s: float = 30.0
     max_retries: int = 3
+    # a rate limit per hosted endpoint (rerank servers, APIs, engines) unless [methods.<name>] sets its own
+    requests_per_second: float | None = None
     device: str = "cpu"
     # per-method options, e.g. {"cross-encoder": {"batch_size": 32, "max_length": 512}}
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)

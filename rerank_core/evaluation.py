@@ -13,6 +13,19 @@ reranker's ``latency_ms`` is its own scoring time for the candidates (the first 
 added in ``pipeline_latency_ms``). For a first stage, ``model_load_s`` is its index build time,
 which includes loading an encoder (also given as ``index_build_s``).
 
+Query ids flow through: each query is asked with its dataset id, so a run-file first stage
+(``run:PATH``) serves the candidates it lists for that id; a judged query the run does not list has
+no candidates (it scores 0) and is counted in ``first_stage_warnings`` with the run's own warnings.
+
+``fusion:A+B+...`` is evaluated after the methods it fuses, from their results on the same
+candidates (components that are not listed are computed too, and not reported); see
+:mod:`rerank_core.fusion`. Its ``latency_ms`` is its components' query times one after another plus
+the fusion (the first stage's own time is in ``pipeline_latency_ms``, as for a reranker).
+
+``concurrency`` > 1 runs up to that many queries of a hosted method (``method_info(name).hosted``)
+at once; each query's ``latency_ms`` is still its own call's (waits for a rate limit's turn
+excluded), and usage a service reports is kept per query.
+
 A method that cannot run is reported ``available: false`` with the error and what to do; the
 others go on. Per-query values stay on the report (``MethodEvaluation.per_query``) for bootstrap
 intervals and paired tests.
@@ -23,6 +36,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +56,9 @@ from rerank_core.metrics import (
 )
 from rerank_core.pipeline import Runtime
 from rerank_core.progress import Cancelled, ProgressFn, report
-from rerank_core.registry import RERANKERS, RETRIEVERS
-from rerank_core.retrieval.base import Retriever
+from rerank_core.registry import RERANKERS, RETRIEVERS, is_fusion, method_info
+from rerank_core.rerankers.base import Reranker
+from rerank_core.retrieval.base import NoCandidatesForQuery, Retriever
 from rerank_core.trec import results_to_run, write_run
 from rerank_core.types import Candidate, Dataset, MethodError, MethodSpec, RerankResult
 
@@ -89,6 +104,11 @@ class MethodEvaluation:
     # for the answers (rerank_core.answers): the score scale and what a service billed, per query
     scale: str = ""
     usage: dict[str, dict[str, float]] = field(default_factory=dict)  # qid -> {"search_units": ...}
+    # each query's result (what a fusion fuses), counted problems of what it serves, and how many
+    # queries ran at once (hosted methods with concurrency > 1)
+    results: dict[str, RerankResult] = field(default_factory=dict, repr=False, compare=False)
+    warnings: list[str] = field(default_factory=list)
+    concurrency: int = 1
 
     @property
     def metrics(self) -> dict[str, float] | None:
@@ -129,6 +149,10 @@ class MethodEvaluation:
             out["failed_queries"] = len(self.failed_queries)
         if self.fallback_queries:
             out["fallback_queries"] = len(self.fallback_queries)
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        if self.concurrency > 1:
+            out["concurrency"] = self.concurrency
         return out
 
 
@@ -148,6 +172,8 @@ class EvaluationReport:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     settings_used: dict[str, Any] = field(default_factory=dict)
     first_stage_eval: MethodEvaluation | None = None  # also when the first stage is not among the methods
+    # per fusion: {component: {qid: result on the candidates}} (fitting weights reads it; not in the JSON)
+    fusion_inputs: dict[str, dict[str, dict[str, RerankResult]]] = field(default_factory=dict, repr=False)
 
     @property
     def queries(self) -> int:
@@ -162,6 +188,8 @@ class EvaluationReport:
             "first_stage": self.first_stage,
             "methods": {name: m.to_json() for name, m in self.methods.items()},
         }
+        if self.first_stage_eval is not None and self.first_stage_eval.warnings:
+            out["first_stage_warnings"] = list(self.first_stage_eval.warnings)
         # verdict, per-query analysis, coverage, cost, score distributions, settings and versions
         from rerank_core.answers import add_answers
 
@@ -246,6 +274,11 @@ def _check_methods(first_stage: str, methods: Sequence[str], depth: int) -> list
             f"depth must be a positive integer, got {depth!r}", hint="for example --depth 100"
         )
     fs = MethodSpec.parse(first_stage)
+    if fs.name == "fusion":
+        raise InvalidMethod(
+            f"{first_stage!r} fuses orders of the same candidates, so it cannot make them",
+            hint="for a fused first stage use hybrid:A+B (e.g. hybrid:bm25+pgvector)",
+        )
     if fs.name not in RETRIEVERS:
         raise InvalidMethod(
             f"unknown first stage {first_stage!r}", hint=f"choose one of: {', '.join(sorted(RETRIEVERS))}"
@@ -261,6 +294,12 @@ def _check_methods(first_stage: str, methods: Sequence[str], depth: int) -> list
             raise InvalidMethod(f"method {m!r} is listed twice", hint="list each method once")
         seen.add(m)
         spec = MethodSpec.parse(m)
+        if spec.name == "fusion":
+            from rerank_core.fusion import check_components, split_components
+
+            if spec.model and "+" in spec.model:
+                check_components(split_components(spec.model))
+            continue
         if spec.name not in RETRIEVERS and spec.name not in RERANKERS:
             known = sorted(set(RETRIEVERS) | set(RERANKERS))
             raise InvalidMethod(f"unknown method {m!r}", hint=f"choose from: {', '.join(known)}")
@@ -341,6 +380,7 @@ def _evaluate_retriever(
     m.index_build_s = retriever.build_s
     m.model_load_s = retriever.build_s
     m.available = True
+    m.warnings = list(retriever.warnings)
     try:
         _, warm = retriever.candidates(_warmup_query(dataset, query_ids), depth)
         m.warmup_ms = warm.latency_ms
@@ -350,11 +390,16 @@ def _evaluate_retriever(
         m.warmup_ms = None
     steps.step(f"{name}: index ready{' (cached)' if was_cached else ''}")
     results: dict[str, RerankResult] = {}
+    without: list[str] = []
     for i, qid in enumerate(query_ids, start=1):
         try:
-            cands, res = retriever.candidates(dataset.queries[qid], depth)
+            cands, res = retriever.candidates(dataset.queries[qid], depth, qid)
         except Cancelled:
             raise
+        except NoCandidatesForQuery:  # a run file that does not list the query: no candidates, scores 0
+            without.append(qid)
+            candidates[qid] = ([], 0.0)
+            results[qid] = RerankResult(method=name, scale=retriever.scale)
         except Exception as exc:  # noqa: BLE001 - one failed query must not stop the others
             m.failed_queries[qid] = _error_text(exc)
             candidates[qid] = ([], 0.0)
@@ -364,8 +409,45 @@ def _evaluate_retriever(
             results[qid] = res
             m.latencies_ms[qid] = res.latency_ms
         steps.step(f"{name}: query {i}/{len(query_ids)}")
+    if without:
+        shown = ", ".join(without[:5]) + (", ..." if len(without) > 5 else "")
+        m.warnings.append(
+            f"{len(without)} of {len(query_ids)} judged queries have no candidates in it ({shown}); they score 0"
+        )
     m.run = results_to_run(results)
+    m.results = results
     return m, retriever, candidates
+
+
+def _rerank_queries(
+    reranker: Reranker,
+    name: str,
+    dataset: Dataset,
+    query_ids: Sequence[str],
+    candidates: Mapping[str, tuple[list[Candidate], float]],
+    concurrency: int,
+    steps: _Steps,
+) -> dict[str, RerankResult]:
+    """Each query's result, in query order. With ``concurrency`` > 1 up to that many queries run at
+    once (each result's latency is still its own call's); a cancelled run cancels what has not started."""
+    if concurrency <= 1:
+        out = {}
+        for i, qid in enumerate(query_ids, start=1):
+            out[qid] = reranker.rerank(dataset.queries[qid], candidates[qid][0])
+            steps.step(f"{name}: query {i}/{len(query_ids)}")
+        return out
+    done: dict[str, RerankResult] = {}
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"eval-{name}")
+    try:
+        futures = {
+            pool.submit(reranker.rerank, dataset.queries[qid], candidates[qid][0]): qid for qid in query_ids
+        }
+        for i, future in enumerate(as_completed(futures), start=1):
+            done[futures[future]] = future.result()
+            steps.step(f"{name}: query {i}/{len(query_ids)} ({concurrency} at once)")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return {qid: done[qid] for qid in query_ids}
 
 
 def _evaluate_reranker(
@@ -376,6 +458,7 @@ def _evaluate_reranker(
     settings: Settings,
     runtime: Runtime,
     steps: _Steps,
+    concurrency: int = 1,
 ) -> MethodEvaluation:
     m = MethodEvaluation(name=name, kind=RERANKER, label=name)
     try:
@@ -400,10 +483,11 @@ def _evaluate_reranker(
         warm = reranker.rerank(_warmup_query(dataset, query_ids), candidates[warm_qid][0])
         m.warmup_ms = warm.latency_ms if warm.ok else None
     steps.step(f"{name}: model ready")
-    results: dict[str, RerankResult] = {}
-    for i, qid in enumerate(query_ids, start=1):
-        cands, fs_ms = candidates[qid]
-        res = reranker.rerank(dataset.queries[qid], cands)
+    m.concurrency = max(1, concurrency) if method_info(name).hosted else 1
+    results = _rerank_queries(reranker, name, dataset, query_ids, candidates, m.concurrency, steps)
+    for qid in query_ids:
+        _, fs_ms = candidates[qid]
+        res = results[qid]
         if res.error is not None and res.fallback:
             m.fallback_queries[qid] = str(res.error)
         elif res.error is not None:
@@ -413,9 +497,125 @@ def _evaluate_reranker(
             m.pipeline_latencies_ms[qid] = fs_ms + res.latency_ms
         if res.usage:
             m.usage[qid] = {k: float(v) for k, v in res.usage.items()}
-        results[qid] = res
-        steps.step(f"{name}: query {i}/{len(query_ids)}")
     m.run = results_to_run(results)
+    m.results = results
+    return m
+
+
+def _fusion_inputs(
+    spec: str,
+    config: Any,
+    first_stage: str,
+    dataset: Dataset,
+    query_ids: Sequence[str],
+    fs_eval: MethodEvaluation,
+    evaluated: Mapping[str, MethodEvaluation],
+    candidates: Mapping[str, tuple[list[Candidate], float]],
+    settings: Settings,
+    runtime: Runtime,
+    steps: _Steps,
+    concurrency: int,
+    computed: dict[str, Any],
+) -> tuple[dict[str, dict[str, RerankResult]], str | None]:
+    """Each component's results on the candidates: the first stage's own, a listed reranker's, or
+    computed now (another first stage ranks the candidates by its own top ``config.depth``). Returns
+    the results and the first component that could not run (its error), if any. ``computed`` keeps
+    what was computed here for the next fusion of the same evaluation."""
+    from rerank_core.fusion import first_stage_on_candidates
+
+    out: dict[str, dict[str, RerankResult]] = {}
+    for comp in config.components:
+        if str(MethodSpec.parse(comp)) == str(MethodSpec.parse(first_stage)):
+            out[comp] = fs_eval.results
+            continue
+        if comp in evaluated and evaluated[comp].kind == RERANKER:
+            m = evaluated[comp]
+        elif comp in computed:
+            if isinstance(computed[comp], str):
+                return out, computed[comp]
+            if isinstance(computed[comp], MethodEvaluation):
+                m = computed[comp]
+            else:
+                out[comp] = computed[comp]
+                continue
+        elif _is_retriever(comp):
+            try:
+                retriever = runtime.first_stage(
+                    comp, dataset.corpus, settings, steps.sub(f"{comp}: building")
+                )
+            except Cancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported in the fusion's entry
+                computed[comp] = f"its component {comp} is unavailable: {_error_text(exc)}"
+                return out, computed[comp]
+            per: dict[str, RerankResult] = {}
+            for qid in query_ids:
+                first = fs_eval.results[qid]
+                try:
+                    per[qid] = first_stage_on_candidates(
+                        retriever, dataset.queries[qid], qid, first, config.depth
+                    )
+                except Cancelled:
+                    raise
+                except NoCandidatesForQuery:
+                    per[qid] = RerankResult(method=comp, scale=retriever.scale)
+                except Exception as exc:  # noqa: BLE001 - that query's fusion fails, the others go on
+                    per[qid] = RerankResult(
+                        method=comp, scale=retriever.scale, error=MethodError.from_exception(exc)
+                    )
+            out[comp] = computed[comp] = per
+            continue
+        else:  # a reranker that is not listed: computed on the same candidates, not reported
+            m = computed[comp] = _evaluate_reranker(
+                comp, dataset, query_ids, candidates, settings, runtime, steps, concurrency
+            )
+        if not m.available:
+            return out, f"its component {comp} is unavailable: {m.error}"
+        out[comp] = m.results
+    return out, None
+
+
+def _evaluate_fusion(
+    spec: str,
+    config: Any,
+    first_stage: str,
+    query_ids: Sequence[str],
+    fs_eval: MethodEvaluation,
+    inputs: Mapping[str, Mapping[str, RerankResult]],
+    corpus: str,
+    candidates: Mapping[str, tuple[list[Candidate], float]],
+) -> MethodEvaluation:
+    from rerank_core.fusion import fuse_results
+
+    m = MethodEvaluation(name=spec, kind=RERANKER, label=config.describe(), available=True)
+    m.scale = str(config.scale)
+    m.model_load_s = 0.0
+    m.prepare_s = 0.0
+    own = next(
+        (c for c in config.components if str(MethodSpec.parse(c)) == str(MethodSpec.parse(first_stage))), None
+    )
+    results: dict[str, RerankResult] = {}
+    held = 0
+    for qid in query_ids:
+        first = fs_eval.results.get(qid) or RerankResult(method=first_stage, scale=config.scale)
+        parts = {c: inputs[c][qid] for c in config.components}
+        res = fuse_results(spec, config, first, parts, query_id=qid, corpus=corpus, own_first_stage=own)
+        held += config.held_out(qid, corpus)
+        if res.error is not None and res.fallback:
+            m.fallback_queries[qid] = str(res.error)
+        elif res.error is not None:
+            m.failed_queries[qid] = str(res.error)
+        else:
+            m.latencies_ms[qid] = res.latency_ms
+            m.pipeline_latencies_ms[qid] = candidates[qid][1] + res.latency_ms
+        results[qid] = res
+    if config.fitted:
+        m.warnings.append(
+            f"fitted weights: {held} of {len(query_ids)} queries were among those it was fitted on and use the "
+            "weights fitted without them (held out); the others use the weights fitted on all of them"
+        )
+    m.run = results_to_run(results)
+    m.results = results
     return m
 
 
@@ -431,6 +631,7 @@ def run_evaluation(
     runtime: Runtime | None = None,
     measures: Sequence[str] = DEFAULT_MEASURES,
     tags: Mapping[str, Sequence[str]] | None = None,
+    concurrency: int = 1,
 ) -> EvaluationReport:
     """Evaluate ``methods`` on the judged queries of ``dataset`` (the first ``max_queries``).
 
@@ -439,11 +640,16 @@ def run_evaluation(
     the data directory). Raises :class:`InvalidMethod` for unknown names and
     :class:`CorpusFormatError` when nothing is judged; a method that fails is reported in its entry
     instead. ``progress`` may raise ``Cancelled``. ``tags[query_id]`` (optional) are query tags the
-    report's per-query analysis is grouped by.
+    report's per-query analysis is grouped by. ``concurrency`` (>= 1) is how many queries of a hosted
+    method run at once.
     """
     settings = settings or load_settings()
     runtime = runtime or Runtime()
     methods = _check_methods(first_stage, methods, depth)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidMethod(
+            f"concurrency must be a positive integer, got {concurrency!r}", hint="for example --concurrency 8"
+        )
     measures = tuple(str(parse_measure(x)) for x in measures)
     if max_queries is not None and max_queries < 1:
         raise InvalidMethod(
@@ -459,7 +665,8 @@ def run_evaluation(
         query_ids = query_ids[:max_queries]
     qrels: Qrels = {q: dict(dataset.qrels[q]) for q in query_ids}
     n = len(query_ids)
-    phases = 1 + sum(1 for m in methods if m != first_stage)
+    fusions, hidden = _fusion_plan(methods, first_stage, settings)
+    phases = 1 + sum(1 for m in methods if m != first_stage) + len(hidden)
     steps = _Steps(progress, phases * (n + 1))
 
     fs_eval, _, candidates = _evaluate_retriever(
@@ -469,7 +676,40 @@ def run_evaluation(
         _finish(fs_eval, qrels, measures, n)
 
     out: dict[str, MethodEvaluation] = {}
-    for name in methods:
+    inputs: dict[str, dict[str, dict[str, RerankResult]]] = {}
+    computed: dict[str, Any] = {}
+    for name in [m for m in methods if not is_fusion(m)] + [m for m in methods if is_fusion(m)]:
+        if is_fusion(name):
+            config = fusions[name]
+            if isinstance(config, BaseException):
+                m = MethodEvaluation(name=name, kind=RERANKER, label=name, error=_error_text(config))
+            elif fs_eval.index_build_s is None:
+                m = MethodEvaluation(name=name, kind=RERANKER, label=name)
+                m.error = f"no candidates: the first stage {first_stage!r} is unavailable ({fs_eval.error})"
+            else:
+                got, problem = _fusion_inputs(
+                    name, config, first_stage, dataset, query_ids, fs_eval, out, candidates,
+                    settings, runtime, steps, concurrency, computed,
+                )  # fmt: skip
+                if problem is not None:
+                    m = MethodEvaluation(name=name, kind=RERANKER, label=config.describe(), error=problem)
+                else:
+                    inputs[name] = got
+                    m = _evaluate_fusion(
+                        name,
+                        config,
+                        first_stage,
+                        query_ids,
+                        fs_eval,
+                        got,
+                        dataset.corpus.fingerprint,
+                        candidates,
+                    )
+                    _finish(m, qrels, measures, n)
+            for _ in range(n + 1):
+                steps.step(f"{name}: fused")
+            out[name] = m
+            continue
         if name == first_stage:
             m = fs_eval
         elif _is_retriever(name):
@@ -482,10 +722,13 @@ def run_evaluation(
             for _ in range(n + 1):
                 steps.step(f"{name}: skipped")
         else:
-            m = _evaluate_reranker(name, dataset, query_ids, candidates, settings, runtime, steps)
+            m = _evaluate_reranker(
+                name, dataset, query_ids, candidates, settings, runtime, steps, concurrency
+            )
             if m.available:
                 _finish(m, qrels, measures, n)
         out[name] = m
+    out = {name: out[name] for name in methods}
     return EvaluationReport(
         dataset=dataset.name,
         query_ids=list(query_ids),
@@ -500,7 +743,31 @@ def run_evaluation(
         tags={q: [str(t) for t in (tags or {}).get(q, ())] for q in query_ids if (tags or {}).get(q)},
         prices={k: dict(v) for k, v in (settings.prices if settings else {}).items()},
         settings_used=_settings_used(settings, measures),
+        fusion_inputs=inputs,
     )
+
+
+def _fusion_plan(
+    methods: Sequence[str], first_stage: str, settings: Settings
+) -> tuple[dict[str, Any], list[str]]:
+    """Each fusion's configuration (or the error that makes it unavailable), and the rerankers some
+    fusion needs that are not listed (computed on the same candidates, not reported)."""
+    from rerank_core.fusion import fusion_config
+
+    configs: dict[str, Any] = {}
+    hidden: list[str] = []
+    for name in methods:
+        if not is_fusion(name):
+            continue
+        try:
+            configs[name] = fusion_config(name, settings)
+        except Exception as exc:  # noqa: BLE001 - reported in the fusion's entry
+            configs[name] = exc
+            continue
+        for comp in configs[name].components:
+            if comp not in methods and comp not in hidden and not _is_retriever(comp):
+                hidden.append(comp)
+    return configs, hidden
 
 
 def _settings_used(settings: Settings | None, measures: Sequence[str]) -> dict[str, Any]:

@@ -21,6 +21,12 @@ The policy:
   ``retry-after-ms``) replaces it, capped at ``max_retry_after_s``;
 * the worst case for one call is ``(max_retries + 1) * timeout_s`` plus the waits.
 
+**Rate limits.** A backend given ``requests_per_second`` (its ``[methods.<name>]`` option, or the
+shared ``requests_per_second`` setting) shares one :class:`RateLimiter` per endpoint in the process
+(:func:`rate_limiter`): every attempt, retries included, waits for its turn, so concurrent queries
+(``evaluate --concurrency``) never exceed the rate. Time spent waiting for a turn is measured on the
+calling thread (:func:`rate_wait_meter`) and is not part of a query's latency.
+
 Failures become :class:`HostedTimeout` or :class:`HostedCallError` (with ``status``). Their messages
 never contain a secret: they are built here, URLs go through :func:`safe_url`, and any server text
 quoted in them goes through :func:`redact` (the backend's own secrets, anything shaped like an API
@@ -151,12 +157,19 @@ class CallStats:
     waited_s: float = 0.0
     statuses: list[int | str] = field(default_factory=list)
     usage: dict[str, float] = field(default_factory=dict)
+    rate_waited_s: float = 0.0  # waiting for turns under a rate limit
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def _record(
-        self, *, attempt: bool = False, retry_status: int | str | None = None, wait: float = 0.0
+        self,
+        *,
+        attempt: bool = False,
+        retry_status: int | str | None = None,
+        wait: float = 0.0,
+        rate_wait: float = 0.0,
     ) -> None:
         with self._lock:
+            self.rate_waited_s += rate_wait
             if attempt:
                 self.attempts += 1
             if retry_status is not None:
@@ -183,9 +196,14 @@ class CallStats:
         )
 
     def notes(self) -> tuple[str, ...]:
-        """Notes for a result: retries, then usage; nothing when every call succeeded at once
-        and no usage was reported."""
-        out = [n for n in (self.note(), usage_note(self.usage)) if n]
+        """Notes for a result: retries, then usage, then waits for a rate limit; nothing when every
+        call succeeded at once, no usage was reported and nothing waited."""
+        waited = (
+            f"waited {self.rate_waited_s * 1e3:.0f} ms for the rate limit (not counted in its latency)"
+            if self.rate_waited_s > 0.0005
+            else None
+        )
+        out = [n for n in (self.note(), usage_note(self.usage), waited) if n]
         return tuple(out)
 
 
@@ -336,8 +354,10 @@ def call_with_retries(
     max_retry_after_s: float = 30.0,
     stats: CallStats | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    limiter: RateLimiter | None = None,
 ) -> T:
-    """Call ``fn()`` (one request with its own ``timeout_s``), retrying transient failures.
+    """Call ``fn()`` (one request with its own ``timeout_s``), retrying transient failures. With a
+    ``limiter``, every attempt first waits for its turn.
 
     Raises :class:`HostedTimeout` when the last attempt timed out, :class:`HostedCallError` with
     ``status`` for an HTTP error or a connection failure. ``hints`` replaces the default hint for a
@@ -350,6 +370,10 @@ def call_with_retries(
     max_retries = max(0, int(max_retries))
     attempt = 0
     while True:
+        if limiter is not None:
+            waited = limiter.acquire()
+            if waited > 0:
+                stats._record(rate_wait=waited)
         stats._record(attempt=True)
         try:
             return fn()
@@ -432,6 +456,103 @@ def _as_error(
     return HostedCallError(f"{what} answered HTTP {status}{after}{said}", status=status, hint=hint)
 
 
+# -- rate limits ------------------------------------------------------------------------------------
+class RateLimiter:
+    """At most ``per_second`` requests per second, shared by every thread that calls :meth:`acquire`:
+    calls are spaced ``1 / per_second`` apart (no bursts), in the order they asked. Thread-safe."""
+
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.set_rate(per_second)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def set_rate(self, per_second: float) -> None:
+        if not per_second > 0:
+            raise ConfigError(
+                f"requests_per_second = {per_second!r} must be a number above 0.",
+                hint="for example requests_per_second = 10 (leave it out for no limit)",
+            )
+        self.per_second = float(per_second)
+
+    def acquire(self) -> float:
+        """Wait for this call's turn; returns the seconds waited (also added to the calling thread's
+        :func:`rate_wait_meter`)."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + 1.0 / self.per_second
+        wait = start - now
+        if wait > 0:
+            self._sleep(wait)
+            meter = getattr(_METER, "meters", None)
+            for m in meter or ():
+                m.waited_s += wait
+        return max(wait, 0.0)
+
+
+_LIMITERS: dict[str, RateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def rate_limiter(endpoint: str, per_second: float | None) -> RateLimiter | None:
+    """The process-wide limiter of ``endpoint`` (a base URL, or a service's name) at ``per_second``
+    (None: no limit). Every client of the same endpoint shares it, whichever session made it; a new
+    rate for the endpoint replaces the old one."""
+    if per_second is None:
+        return None
+    key = safe_url(endpoint) or endpoint
+    with _LIMITERS_LOCK:
+        limiter = _LIMITERS.get(key)
+        if limiter is None:
+            limiter = _LIMITERS[key] = RateLimiter(per_second)
+        elif limiter.per_second != float(per_second):
+            limiter.set_rate(per_second)
+        return limiter
+
+
+def requests_per_second(options: Mapping[str, Any], default: float | None, section: str) -> float | None:
+    """The ``requests_per_second`` option (else ``default``, the shared setting), checked."""
+    value = options.get("requests_per_second", default)
+    if value is None:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and value > 0
+    if not ok:
+        raise ConfigError(
+            f"{section} requests_per_second = {value!r} must be a number above 0.",
+            hint="for example requests_per_second = 10 (leave it out for no limit)",
+        )
+    return float(value)
+
+
+class _WaitMeter:
+    waited_s: float = 0.0
+
+
+_METER = threading.local()
+
+
+class rate_wait_meter:
+    """``with rate_wait_meter() as m:`` adds up the rate-limit waits of the calling thread in ``m.waited_s``."""
+
+    def __enter__(self) -> _WaitMeter:
+        self.meter = _WaitMeter()
+        meters = getattr(_METER, "meters", None)
+        if meters is None:
+            meters = _METER.meters = []
+        meters.append(self.meter)
+        return self.meter
+
+    def __exit__(self, *exc: object) -> None:
+        _METER.meters.remove(self.meter)
+
+
 # -- a server that cannot be reached ---------------------------------------------------------------
 class Breaker:
     """Once a server could not be reached at all (every attempt of a call failed to connect), calls
@@ -510,7 +631,8 @@ class JsonClient:
     ``what`` names the service in messages ("the TEI server"); the redacted base URL is added.
     ``headers`` are sent with every request (an ``Authorization`` header carries the key; it never
     appears in a message). A server that could not be reached is not called again for
-    ``reconnect_after_s`` (:class:`Breaker`). ``hints`` map a status or ``"connection"``/``"timeout"`` to the fix,
+    ``reconnect_after_s`` (:class:`Breaker`); with ``requests_per_second`` every attempt waits for its
+    turn under the endpoint's shared :class:`RateLimiter`. ``hints`` map a status or ``"connection"``/``"timeout"`` to the fix,
     naming the backend's own setting. ``transport`` is httpx's (tests may pass a mock transport).
     Thread-safe: one client may serve concurrent queries.
     """
@@ -532,6 +654,7 @@ class JsonClient:
         transport: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         reconnect_after_s: float = 30.0,
+        requests_per_second: float | None = None,
     ) -> None:
         import httpx
 
@@ -552,6 +675,7 @@ class JsonClient:
         self.hints = dict(hints or {})
         self._sleep = sleep
         self.breaker = Breaker(reconnect_after_s)
+        self.limiter = rate_limiter(self.base_url, requests_per_second)
         self._secrets = tuple(s for s in (*secrets, parts.password) if s)
         self.service = what
         self.what = f"{what} at {safe_url(base_url)}"
@@ -635,6 +759,7 @@ class JsonClient:
                 hints={**self.hints, **(hints or {})},
                 stats=stats,
                 sleep=self._sleep,
+                limiter=self.limiter,
             )
         )
 

@@ -41,10 +41,17 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from rerank_core.compare import Comparison
 from rerank_core.config import Settings
-from rerank_core.errors import RerankError
+from rerank_core.errors import ConfigError, RerankError
 from rerank_core.fileio import folder_lock
 from rerank_core.progress import Cancelled, ProgressFn, report
-from rerank_core.registry import create_reranker, create_retriever, method_info, method_key, retriever_class
+from rerank_core.registry import (
+    create_reranker,
+    create_retriever,
+    is_fusion,
+    method_info,
+    method_key,
+    retriever_class,
+)
 from rerank_core.rerankers.base import Reranker
 from rerank_core.retrieval.base import Retriever
 from rerank_core.types import Candidate, Corpus, MethodError, MethodSpec, RerankResult
@@ -171,7 +178,9 @@ class Runtime:
     ) -> Retriever:
         parsed = MethodSpec.parse(spec)
         cls = retriever_class(parsed.name)
-        if parsed.name == "hybrid" and _plain_hybrid(settings):
+        if parsed.name == "hybrid" and fused_parts(parsed.model):
+            return self._fused_first_stage(parsed, corpus, settings, progress)
+        if parsed.name == "hybrid":
             return self._hybrid_from_parts(parsed, corpus, settings, progress)
         if not cls.needs_index:
             return create_retriever(spec, settings).build(corpus, progress)
@@ -233,12 +242,26 @@ class Runtime:
     ) -> Retriever:
         from rerank_core.retrieval.hybrid import HybridRetriever
 
-        opts = settings.method_options("hybrid")
-        dense_spec = f"dense:{parsed.model}" if parsed.model else "dense"
-        bm25 = self.first_stage("bm25", corpus, settings, progress)
-        dense = self.first_stage(dense_spec, corpus, settings, progress)
-        own = {k: v for k, v in opts.items() if k in ("rrf_k", "depth")}
+        (bm25_spec, bm25_settings), (dense_spec, dense_settings), own = hybrid_parts(parsed, settings)
+        bm25 = self.first_stage(bm25_spec, corpus, bm25_settings, progress)
+        dense = self.first_stage(dense_spec, corpus, dense_settings, progress)
         return HybridRetriever.from_parts(bm25, dense, settings, **own)  # type: ignore[arg-type]
+
+    def _fused_first_stage(
+        self, parsed: MethodSpec, corpus: Corpus, settings: Settings, progress: ProgressFn | None
+    ) -> Retriever:
+        """``hybrid:A+B``: RRF of first stages this runtime holds (each resolved, saved or built once)."""
+        from rerank_core.retrieval.hybrid import FusedRetriever
+
+        names = fused_parts(parsed.model)
+        for name in names:
+            if MethodSpec.parse(name).name == "hybrid":
+                raise ConfigError(
+                    f"hybrid:{parsed.model} fuses another hybrid ({name}).",
+                    hint="list the first stages themselves, e.g. hybrid:bm25+dense+pgvector",
+                )
+        parts = [self.first_stage(name, corpus, settings, progress) for name in names]
+        return FusedRetriever(parts, names, settings)
 
     # -- rerankers ----------------------------------------------------------------------------------
     def reranker(self, spec: str, settings: Settings) -> Reranker:
@@ -266,12 +289,18 @@ class Runtime:
 
     # -- one query ------------------------------------------------------------------------------------
     def candidates(
-        self, query: str, retriever: Retriever, depth: int, memo_key: str | None = None
+        self,
+        query: str,
+        retriever: Retriever,
+        depth: int,
+        memo_key: str | None = None,
+        query_id: str | None = None,
     ) -> tuple[tuple[Candidate, ...], RerankResult, bool]:
-        """The first stage's top ``depth`` for ``query``; True when computed now. With ``memo_key``
-        (see :func:`candidates_key`) the candidates are memoised."""
+        """The first stage's top ``depth`` for ``query`` (``query_id``: its id in the dataset, which a
+        run file needs); True when computed now. With ``memo_key`` (see :func:`candidates_key`) the
+        candidates are memoised."""
         if memo_key is None:
-            cands, result = retriever.candidates(query, depth)
+            cands, result = retriever.candidates(query, depth, query_id)
             return tuple(cands), result, True
         key = ("candidates", memo_key)
         with self._memo_lock:
@@ -279,7 +308,7 @@ class Runtime:
             if hit is not None:
                 self._memo.move_to_end(key)
                 return hit[0], hit[1], False
-        cands, result = retriever.candidates(query, depth)
+        cands, result = retriever.candidates(query, depth, query_id)
         self._remember(key, (tuple(cands), result))
         return tuple(cands), result, True
 
@@ -294,12 +323,19 @@ class Runtime:
         return ("result", candidates_key, method_key(spec, settings))
 
     def memoised(
-        self, query: str, corpus: Corpus, first_stage: str, depth: int, spec: str, settings: Settings
+        self,
+        query: str,
+        corpus: Corpus,
+        first_stage: str,
+        depth: int,
+        spec: str,
+        settings: Settings,
+        query_id: str | None = None,
     ) -> RerankResult | None:
         """A result computed earlier in this process for exactly these inputs, or None."""
         try:
             key = self._result_key(
-                candidates_key(query, corpus, first_stage, depth, settings), spec, settings
+                candidates_key(query, corpus, first_stage, depth, settings, query_id), spec, settings
             )
         except Exception:  # noqa: BLE001 - compare() reports a bad method in its result
             return None
@@ -307,10 +343,19 @@ class Runtime:
             return self._memo.get(key)
 
     def forget_result(
-        self, query: str, corpus: Corpus, first_stage: str, depth: int, spec: str, settings: Settings
+        self,
+        query: str,
+        corpus: Corpus,
+        first_stage: str,
+        depth: int,
+        spec: str,
+        settings: Settings,
+        query_id: str | None = None,
     ) -> None:
         """Drop a memoised result, so the next compare runs the method again (a retry after a failure)."""
-        key = self._result_key(candidates_key(query, corpus, first_stage, depth, settings), spec, settings)
+        key = self._result_key(
+            candidates_key(query, corpus, first_stage, depth, settings, query_id), spec, settings
+        )
         with self._memo_lock:
             self._memo.pop(key, None)
 
@@ -330,10 +375,13 @@ class Runtime:
         prepare_limit: int = PREPARE_LIMIT,
         order: Callable[[Sequence[str]], Sequence[str]] | None = None,
         admit: Callable[[str], MethodError | None] | None = None,
+        query_id: str | None = None,
     ) -> Run:
         """Run ``query`` through ``first_stage`` (top ``depth``) and rerank the same candidates with each
         of ``methods`` (in ``order(methods)`` if given). A method that cannot run gets a result with its
-        error; the others go on. Fresh results go to ``shadow`` (never memoised ones).
+        error; the others go on. Fresh results go to ``shadow`` (never memoised ones). ``query_id`` is
+        the query's id in the corpus's dataset when it is one of its queries (a run-file first stage
+        lists candidates by it).
 
         ``admit(spec)`` is asked just before a method would run (never for a memoised result); a
         MethodError it returns (a quota reached, see :func:`rerank_core.serving.admission`) becomes that
@@ -345,11 +393,13 @@ class Runtime:
             raise ValueError("the query is empty")
         t0 = time.perf_counter()
         specs = list(order(methods) if order is not None else methods)
+        # a fusion is a step after the methods it fuses: fusions come last
+        specs = [s for s in specs if not is_fusion(s)] + [s for s in specs if is_fusion(s)]
         total = len(specs) + 1
         report(progress, 0, total, f"First stage: {first_stage} top {depth}")
         retriever = self.first_stage(first_stage, corpus, settings, _sub(progress, 0, total))
-        ckey = candidates_key(query, corpus, first_stage, depth, settings)
-        candidates, first, fresh_first = self.candidates(query, retriever, depth, ckey)
+        ckey = candidates_key(query, corpus, first_stage, depth, settings, query_id)
+        candidates, first, fresh_first = self.candidates(query, retriever, depth, ckey, query_id)
         run = Run(
             comparison=Comparison(
                 query=query,
@@ -380,7 +430,19 @@ class Runtime:
                 if on_result is not None:
                     on_result(spec, results[spec])
                 continue
-            if hit is None and candidates:
+            if hit is None and candidates and is_fusion(spec):
+                report(progress, i, total, f"Fusing {spec}")
+                hit = self._fuse(
+                    spec,
+                    _Query(query, query_id, corpus, first_stage, ckey, candidates, first),
+                    settings,
+                    _sub(progress, i, total),
+                    prepare_limit,
+                )
+                fresh.append(hit)
+                run.fresh.append(spec)
+                self._remember(key, hit)
+            elif hit is None and candidates:
                 hit = self._run_one(
                     spec, query, corpus, candidates, first, settings, progress, i, total, prepare_limit
                 )
@@ -411,6 +473,75 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - the comparison stands without its log entry
                 run.problems.append(f"the shadow log could not record this run: {exc}")
         return run
+
+    def _fuse(
+        self, spec: str, q: _Query, settings: Settings, progress: ProgressFn | None, prepare_limit: int
+    ) -> RerankResult:
+        """A fusion's result for one query: each component on the same candidates (memoised like any
+        result, computed when missing, listed or not), then fused."""
+        from rerank_core.fusion import fuse_results, fusion_config
+
+        try:
+            config = fusion_config(spec, settings)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bad fusion is that method's error
+            return RerankResult(method=spec, scale=q.first.scale, error=method_error(spec, exc))
+        own = next((c for c in config.components if _same(c, q.first_stage)), None)
+        parts = {
+            comp: q.first
+            if comp == own
+            else self._component(comp, config.depth, q, settings, progress, prepare_limit)
+            for comp in config.components
+        }
+        return fuse_results(
+            spec,
+            config,
+            q.first,
+            parts,
+            query_id=q.query_id,
+            corpus=q.corpus.fingerprint,
+            own_first_stage=own,
+        )
+
+    def _component(
+        self,
+        comp: str,
+        within: int,
+        q: _Query,
+        settings: Settings,
+        progress: ProgressFn | None,
+        prepare_limit: int,
+    ) -> RerankResult:
+        """One fusion component's result on the query's candidates: memoised, or computed now. Another
+        first stage ranks the candidates by its own top ``within`` for the query."""
+        from rerank_core.fusion import first_stage_on_candidates
+
+        try:
+            info = method_info(comp)
+            key = self._result_key(q.candidates_key, comp, settings)
+            if info.is_first_stage:
+                key = (*key, f"within:{within}")
+        except Exception as exc:  # noqa: BLE001 - reported through the fusion's result
+            return RerankResult(method=comp, scale=q.first.scale, error=method_error(comp, exc))
+        with self._memo_lock:
+            hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        if info.is_first_stage:
+            try:
+                retriever = self.first_stage(comp, q.corpus, settings, progress)
+                hit = first_stage_on_candidates(retriever, q.query, q.query_id, q.first, within)
+            except Cancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported through the fusion's result
+                return RerankResult(method=comp, scale=q.first.scale, error=method_error(comp, exc))
+        else:
+            hit = self._run_one(
+                comp, q.query, q.corpus, q.candidates, q.first, settings, None, 0, 1, prepare_limit
+            )
+        self._remember(key, hit)
+        return hit
 
     def _run_one(
         self,
@@ -453,10 +584,17 @@ class Runtime:
             if live is not None:
                 problem = getattr(live, "save_problem", None)
                 return Status(spec, "ready", f"in memory only: {problem}" if problem else "in memory")
+            if info.name == "hybrid" and fused_parts(MethodSpec.parse(spec).model):
+                parts = [self.status(p, corpus, settings) for p in fused_parts(MethodSpec.parse(spec).model)]
+                if all(p.done for p in parts):
+                    return Status(spec, "saved", "fused from " + " and ".join(p.method for p in parts))
+                return Status(spec, "missing", "needs " + " and ".join(p.method for p in parts if not p.done))
             if not info.needs_index:
                 return Status(spec, "none", "no local index")
-            if info.name == "hybrid" and _plain_hybrid(settings):
-                parts = [self.status(p, corpus, settings) for p in ("bm25", _dense_of(spec))]
+            if info.name == "hybrid":
+                parts = [
+                    self.status(p, corpus, s) for p, s in hybrid_parts(MethodSpec.parse(spec), settings)[:2]
+                ]
                 if all(p.done for p in parts):
                     return Status(spec, "saved", "fused from bm25 and dense")
                 return Status(spec, "missing", "needs " + " and ".join(p.method for p in parts if not p.done))
@@ -516,19 +654,67 @@ class Runtime:
                 del self._memo[key]
 
 
-def _plain_hybrid(settings: Settings) -> bool:
-    """Hybrid with no per-side options of its own is the fusion of the runtime's bm25 and dense."""
-    return not any(k.startswith(("bm25_", "dense_")) for k in settings.method_options("hybrid"))
+@dataclass(frozen=True)
+class _Query:
+    """One query of :meth:`Runtime.compare` with its candidates (what a fusion's components need)."""
+
+    query: str
+    query_id: str | None
+    corpus: Corpus
+    first_stage: str
+    candidates_key: str
+    candidates: tuple[Candidate, ...]
+    first: RerankResult
 
 
-def _dense_of(spec: str) -> str:
-    model = MethodSpec.parse(spec).model
-    return f"dense:{model}" if model else "dense"
+def _same(a: str, b: str) -> bool:
+    return str(MethodSpec.parse(a)) == str(MethodSpec.parse(b))
 
 
-def candidates_key(query: str, corpus: Corpus, first_stage: str, depth: int, settings: Settings) -> str:
-    """What a first stage's candidates depend on: the corpus, the configured first stage, depth, query."""
-    return f"{corpus.fingerprint}|{method_key(first_stage, settings)}|{depth}|{query.strip()}"
+def fused_parts(model: str | None) -> list[str]:
+    """The first stages ``hybrid:A+B`` fuses (empty for plain hybrid); see :mod:`rerank_core.retrieval.hybrid`."""
+    if not model or "+" not in model:
+        return []
+    from rerank_core.retrieval.hybrid import fused_parts as parts
+
+    return parts(model)
+
+
+def hybrid_parts(
+    parsed: MethodSpec, settings: Settings
+) -> tuple[tuple[str, Settings], tuple[str, Settings], dict]:
+    """The bm25 and dense parts of ``hybrid`` (spec and the settings that configure them) and its own
+    options. The hybrid's ``bm25_<option>``/``dense_<option>`` (and ``hybrid:<model>``) override the
+    parts' ``[methods.bm25]``/``[methods.dense]``, so a part with the same options as a first stage of its
+    own IS that first stage: nothing is indexed twice."""
+    from dataclasses import replace
+
+    from rerank_core.retrieval.hybrid import split_options
+
+    own, bm25_opts, dense_opts = split_options({**settings.method_options("hybrid"), "model": parsed.model})
+
+    def part(name: str, opts: dict) -> Settings:
+        if not opts:
+            return settings
+        return replace(
+            settings, methods={**settings.methods, name: {**settings.method_options(name), **opts}}
+        )
+
+    return ("bm25", part("bm25", bm25_opts)), ("dense", part("dense", dense_opts)), own
+
+
+def candidates_key(
+    query: str,
+    corpus: Corpus,
+    first_stage: str,
+    depth: int,
+    settings: Settings,
+    query_id: str | None = None,
+) -> str:
+    """What a first stage's candidates depend on: the corpus, the configured first stage, depth, the
+    query (and its id, when given: a run file lists candidates by id)."""
+    key = f"{corpus.fingerprint}|{method_key(first_stage, settings)}|{depth}|{query.strip()}"
+    return key if query_id is None else f"{key}|{query_id}"
 
 
 def _sub(progress: ProgressFn | None, step: int, total: int, scale: int | None = None) -> ProgressFn | None:

@@ -40,7 +40,8 @@ Queries (:func:`read_queries`, :func:`write_queries_jsonl`): BEIR ``queries.json
 with an id and a text column. An optional ``tags`` field or column (a JSON list, or a string
 separated by ``;`` or ``,``) gives each query its tags.
 
-Runs (:func:`read_run`, :func:`write_run`): TREC ``qid Q0 docid rank score run_name``.
+Runs (:func:`read_run`, :func:`write_run`): TREC ``qid Q0 docid rank score run_name``, or JSON lines
+``{"query_id", "query"?, "doc_id", "score", "rank"?, "title"?, "text"?}`` (read only).
 
 BEIR datasets (:func:`read_beir`): a folder, or a zip (path, bytes or stream) holding
 ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``, possibly inside one top folder.
@@ -89,6 +90,7 @@ __all__ = [
     "PREFERRED_SPLITS",
     "QRELS_FORMATS",
     "QUERIES_FORMATS",
+    "RUN_FORMATS",
     "BeirLayout",
     "BeirRead",
     "JudgementRow",
@@ -810,20 +812,74 @@ def write_queries_jsonl(queries: Mapping[str, str], tags: Mapping[str, Sequence[
 # --------------------------------------------------------------------------------------------------
 # runs
 # --------------------------------------------------------------------------------------------------
+RUN_FORMATS = ("trec", "jsonl")
+_RUN_QUERY_ID_FIELDS = ("query_id", "qid", "query-id")
+_RUN_DOC_ID_FIELDS = ("doc_id", "docid", "corpus-id", "corpus_id")
+
+
 @dataclass
 class RunRead:
-    """What :func:`read_run` found: ``run[qid][doc_id] = score`` (the rank column is not used)."""
+    """What :func:`read_run` found.
+
+    ``run[qid][doc_id] = score`` (evaluators order by score, ties by doc id; the rank column only
+    feeds the checks below). A JSONL run may also carry query texts (``queries[qid]``) and a
+    document's title and text (``documents[doc_id] = (title, text)``, None where the file has none).
+    ``warnings`` are counted, one per kind of problem: duplicate or missing ranks, a rank column that
+    disagrees with the scores, the same document with two different texts.
+    """
 
     run: dict[str, dict[str, float]]
     name: str
     warnings: list[LoadWarning] = field(default_factory=list)
+    format: str = "trec"
+    queries: dict[str, str] = field(default_factory=dict)
+    documents: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
-def read_run(source: Source, *, name: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> RunRead:
-    """Read a TREC run ``qid Q0 docid rank score run_name``; a document listed twice for a query, a
-    bad rank or score, or a NaN score is an error naming the line."""
+def _detect_run_format(text: str, name: str) -> str:
+    if _ext(name) in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    return "jsonl" if text.lstrip().startswith("{") else "trec"
+
+
+def read_run(
+    source: Source, *, name: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES, fmt: str | None = None
+) -> RunRead:
+    """Read a run: TREC ``qid Q0 docid rank score run_name``, or JSON lines ``{"query_id", "query"?,
+    "doc_id", "score", "rank"?, "title"?, "text"?}`` (``fmt`` "trec" or "jsonl"; by default from the
+    extension, else from the first character). A line that does not parse, a document listed twice
+    for a query, a bad rank or score, or a NaN score is an error naming the line; rank problems are
+    counted warnings (see :class:`RunRead`)."""
     shown, text = _text(source, name, "run", what="a run", max_bytes=max_bytes)
-    run: dict[str, dict[str, float]] = {}
+    fmt = fmt or _detect_run_format(text, shown)
+    if fmt not in RUN_FORMATS:
+        raise CorpusFormatError(
+            f"unknown run format {fmt!r}", file=shown, hint=f"choose one of: {', '.join(RUN_FORMATS)}"
+        )
+    out = RunRead(run={}, name=shown, format=fmt)
+    ranks: dict[str, list[tuple[int, str]]] = {}
+    rows = _trec_run_rows(text, shown) if fmt == "trec" else _jsonl_run_rows(text, shown, out)
+    for number, qid, doc_id, rank, score in rows:
+        if math.isnan(score):
+            raise CorpusFormatError(
+                "score is NaN", file=shown, line=number, hint="give every document a number"
+            )
+        docs = out.run.setdefault(qid, {})
+        if doc_id in docs:
+            raise CorpusFormatError(
+                f"document {doc_id!r} appears twice for query {qid!r}",
+                file=shown,
+                line=number,
+                hint="a run lists each document at most once per query",
+            )
+        docs[doc_id] = score
+        if rank is not None:
+            ranks.setdefault(qid, []).append((rank, doc_id))
+    out.warnings.extend(_rank_warnings(out.run, ranks, shown))
+    return out
+
+
+def _trec_run_rows(text: str, shown: str) -> Iterable[tuple[int, str, str, int | None, float]]:
     for number, line in _lines(text):
         cols = line.split()
         if len(cols) != 6:
@@ -835,7 +891,7 @@ def read_run(source: Source, *, name: str | None = None, max_bytes: int = DEFAUL
             )
         qid, _, doc_id, rank, score_text, _ = cols
         try:
-            int(rank)
+            rank_value = int(rank)
             score = float(score_text)
         except ValueError:
             raise CorpusFormatError(
@@ -844,20 +900,111 @@ def read_run(source: Source, *, name: str | None = None, max_bytes: int = DEFAUL
                 line=number,
                 hint="columns are: qid Q0 docid rank score run_name",
             ) from None
-        if math.isnan(score):
+        yield number, qid, doc_id, rank_value, score
+
+
+def _jsonl_field(record: dict, names: Sequence[str]) -> Any:
+    for key in names:
+        if key in record:
+            return record[key]
+    return None
+
+
+def _jsonl_run_rows(text: str, shown: str, out: RunRead) -> Iterable[tuple[int, str, str, int | None, float]]:
+    hint = 'each line is one object: {"query_id": "1", "doc_id": "d7", "score": 12.3} (query, title, text optional)'
+    conflicting = 0
+    for number, line in _lines(text):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
             raise CorpusFormatError(
-                "score is NaN", file=shown, line=number, hint="give every document a number"
+                f"is not valid JSON: {exc.msg}", file=shown, line=number, hint=hint
+            ) from None
+        if not isinstance(record, dict):
+            raise CorpusFormatError(
+                f"holds a JSON {type(record).__name__}, not an object", file=shown, line=number, hint=hint
             )
-        docs = run.setdefault(qid, {})
-        if doc_id in docs:
+        qid = _jsonl_field(record, _RUN_QUERY_ID_FIELDS)
+        doc_id = _jsonl_field(record, _RUN_DOC_ID_FIELDS)
+        score = record.get("score")
+        missing = [
+            what
+            for what, value in (("query_id", qid), ("doc_id", doc_id), ("score", score))
+            if value is None or (isinstance(value, str) and not value.strip())
+        ]
+        if missing:
             raise CorpusFormatError(
-                f"document {doc_id!r} appears twice for query {qid!r}",
+                f"has no {' or '.join(missing)} (its fields: {', '.join(map(str, record)) or 'none'})",
                 file=shown,
                 line=number,
-                hint="a run lists each document at most once per query",
+                hint=hint,
             )
-        docs[doc_id] = score
-    return RunRead(run=run, name=shown)
+        if isinstance(score, bool) or not isinstance(score, int | float | str):
+            raise CorpusFormatError(f"score {score!r} is not a number", file=shown, line=number, hint=hint)
+        try:
+            score_value = float(score)
+        except ValueError:
+            raise CorpusFormatError(
+                f"score {score!r} is not a number", file=shown, line=number, hint=hint
+            ) from None
+        rank = record.get("rank")
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
+            raise CorpusFormatError(f"rank {rank!r} is not an integer", file=shown, line=number, hint=hint)
+        qid, doc_id = str(qid).strip(), str(doc_id).strip()
+        query = record.get("query")
+        if isinstance(query, str) and query.strip():
+            out.queries.setdefault(qid, query.strip())
+        title, body = record.get("title"), record.get("text")
+        if isinstance(title, str) or isinstance(body, str):
+            entry = (title if isinstance(title, str) else None, body if isinstance(body, str) else None)
+            known = out.documents.setdefault(doc_id, entry)
+            if known != entry:
+                conflicting += 1
+        yield number, qid, doc_id, rank, score_value
+    if conflicting:
+        out.warnings.append(
+            LoadWarning(
+                shown,
+                None,
+                f"{conflicting} line(s) give a document a title or text different from its first line; the "
+                "first is used",
+            )
+        )
+
+
+def _rank_warnings(
+    run: Mapping[str, Mapping[str, float]], ranks: Mapping[str, list[tuple[int, str]]], shown: str
+) -> list[LoadWarning]:
+    """Counted warnings about the rank column: duplicate ranks, missing ranks (gaps in 1..n), and
+    ranks that order the documents differently from their scores (evaluators go by the scores)."""
+    duplicate: list[str] = []
+    missing: list[str] = []
+    disagree: list[str] = []
+    for qid, listed in ranks.items():
+        values = [r for r, _ in listed]
+        if len(set(values)) < len(values):
+            duplicate.append(qid)
+        if set(range(1, len(values) + 1)) - set(values):
+            missing.append(qid)
+        by_rank = [d for _, d in sorted(listed, key=lambda t: t[0])]
+        if len(set(values)) == len(values) and by_rank != rank_documents(run[qid]):
+            disagree.append(qid)
+    out = []
+
+    def note(queries: list[str], what: str) -> None:
+        if queries:
+            first = ", ".join(queries[:3]) + (", ..." if len(queries) > 3 else "")
+            out.append(
+                LoadWarning(shown, None, f"{len(queries)} of {len(ranks)} queries {what} (e.g. {first})")
+            )
+
+    note(duplicate, "have duplicate ranks")
+    note(missing, "have missing ranks (a gap in 1..n)")
+    note(
+        disagree,
+        "list ranks in another order than their scores; documents are ordered by score, as trec_eval does",
+    )
+    return out
 
 
 def write_run(

@@ -34,6 +34,7 @@ RETRIEVERS: dict[str, str] = {
     "qdrant": "rerank_core.retrieval.qdrant:QdrantRetriever",
     "chroma": "rerank_core.retrieval.chroma:ChromaRetriever",
     "http": "rerank_core.retrieval.http_search:HTTPSearchRetriever",
+    "run": "rerank_core.retrieval.run_file:RunFileRetriever",
 }
 
 RERANKERS: dict[str, str] = {
@@ -85,15 +86,24 @@ def retriever_class(name: str) -> type[Retriever]:
     return _resolve(RETRIEVERS, name, "first stage")
 
 
-def backend_class(name: str) -> type[Reranker] | type[Retriever]:
-    """The class behind a method name (first stage or reranker)."""
+def backend_class(name: str) -> Any:
+    """The class behind a method name (first stage, reranker, or ``fusion``, which fuses others)."""
     base = MethodSpec.parse(name).name
+    if base == "fusion":
+        from rerank_core.fusion import Fusion
+
+        return Fusion
     if base in RETRIEVERS:
         return retriever_class(base)
     if base in RERANKERS:
         return reranker_class(base)
-    known = sorted(set(RETRIEVERS) | set(RERANKERS))
+    known = sorted(set(RETRIEVERS) | set(RERANKERS) | {"fusion"})
     raise InvalidMethod(f"unknown method {name!r}", hint=f"choose one of: {', '.join(known)}")
+
+
+def is_fusion(name: str) -> bool:
+    """``fusion:A+B`` or ``fusion:NAME``: a step after the methods it fuses, not a backend of its own."""
+    return MethodSpec.parse(name).name == "fusion"
 
 
 def method_info(name: str) -> MethodInfo:
@@ -143,6 +153,10 @@ def method_key(spec: str | MethodSpec, settings: Settings | None = None, **optio
             for name in info.secrets
         },
     }
+    identity = getattr(backend_class(spec.name), "identity", None)
+    extra = identity(spec.model, settings) if identity is not None else {}
+    if extra:  # only then: the keys (and saved index folders) of every other method stay as they were
+        values["identity"] = extra
     return f"{spec}|{_digest(values)}"
 
 

@@ -14,6 +14,7 @@ class ScoreScale(str, Enum):
     BM25 = "BM25 score"
     COSINE = "cosine similarity"
     RRF = "reciprocal-rank-fusion score"
+    FUSED = "weighted normalised score"
     LOGIT = "logit"
     PROBABILITY = "probability (0-1)"
     MAXSIM = "MaxSim (sum over query tokens)"

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# a data directory for what runs before a test's own (session- and module-scoped fixtures): never the
+# repository's .rerank-data
+os.environ["RERANK_DATA_DIR"] = tempfile.mkdtemp(prefix="rerank-tests-")
+os.environ.pop("RERANK_CACHE_DIR", None)
 
 import pytest  # noqa: E402
 

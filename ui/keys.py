@@ -25,6 +25,8 @@ SHOW = "k"
 METHODS = "methods"
 MODEL_PREFIX = "model_"  # + method name, e.g. "model_cross-encoder"
 
+FUSIONS = "fuse"  # the fusions shown as columns (fusion:A+B or fusion:NAME)
+
 # -- compare page: session only ------------------------------------------------------------------------
 CMP_LAST = "cmp_last"  # the comparison drawn last: {"first", "methods", "query_id", "first_stage", "depth"}
 CMP_HIGHLIGHT = "cmp_highlight"
@@ -36,6 +38,19 @@ CMP_ORDER = "cmp_order"  # on a narrow screen: the one order shown (a method spe
 CMP_STOP = "cmp_stop"  # the Stop button of a running comparison
 CMP_STOPPED = "cmp_stopped"  # (query, methods) whose run was stopped: not started again until asked
 CMP_RUN_AGAIN = "cmp_run_again"
+
+CMP_OWN_STACK = "cmp_own_stack"  # show the run-file and engine set-up
+CMP_RUN_UPLOAD = "cmp_run_upload"  # a run file to use as the first stage
+CMP_RUN_NOTICE = "cmp_run_notice"  # (kind, message) about the last upload, shown once
+
+# -- engines typed in the app (Compare and Corpus pages; session only, secrets never here) ------------
+ENGINE_OPTIONS = "engine_options"  # {engine: {option: value}}: replaces [methods.<engine>] for this session
+ENGINE_CHECKS = "engine_checks"  # {engine: ConnectionCheck} of the last "Test connection"
+ENGINE_PICK_PREFIX = "engine_pick_"  # + page ("cmp", "corpus"): the engine whose form is shown
+ENGINE_FIELD_PREFIX = "engine_field|"  # + page, engine, option
+ENGINE_QUERY_PREFIX = "engine_query|"  # + page, engine: the test query
+ENGINE_FORM_PREFIX = "engine_form|"  # + page, engine: the settings form
+ENGINE_FORGET_PREFIX = "engine_forget|"  # + page, engine: the button that drops the typed settings
 
 # -- labelling component (any page that grades) -------------------------------------------------------
 LBL_JUDGE = "lbl_judge"  # the sidebar judge name (kept for the session across pages)
@@ -104,6 +119,8 @@ BENCH_SWEEP_PLOT = "bench_sweep"
 BENCH_POLICY = "bench_policy"
 BENCH_DOWNLOAD_JSON = "bench_download_json"
 BENCH_DOWNLOAD_RUNS = "bench_download_runs"
+BENCH_CONCURRENCY = "bench_concurrency"  # queries of a hosted method run at once
+BENCH_FUSIONS = "bench_fusions"  # fusions among the methods
 
 
 def model_key(method: str) -> str:
@@ -117,3 +134,23 @@ def secret_key(name: str) -> str:
 
 def grade_key(column: str, query_id: str, doc_id: str) -> str:
     return f"{LBL_GRADE_PREFIX}{column}|{query_id}|{doc_id}"
+
+
+def engine_pick_key(page: str) -> str:
+    return ENGINE_PICK_PREFIX + page
+
+
+def engine_field_key(page: str, engine: str, option: str) -> str:
+    return f"{ENGINE_FIELD_PREFIX}{page}|{engine}|{option}"
+
+
+def engine_query_key(page: str, engine: str) -> str:
+    return f"{ENGINE_QUERY_PREFIX}{page}|{engine}"
+
+
+def engine_form_key(page: str, engine: str) -> str:
+    return f"{ENGINE_FORM_PREFIX}{page}|{engine}"
+
+
+def engine_forget_key(page: str, engine: str) -> str:
+    return f"{ENGINE_FORGET_PREFIX}{page}|{engine}"

@@ -41,8 +41,12 @@ def info(name: str) -> MethodInfo | None:
 
 
 def title(spec: str) -> str:
+    """A method's title; a fusion's names what it fuses (``Fusion · bm25+cross-encoder``)."""
     found = info(spec)
-    return found.title if found is not None else MethodSpec.parse(spec).name
+    parsed = MethodSpec.parse(spec)
+    if parsed.name == "fusion" and parsed.model:
+        return f"Fusion · {parsed.model}"
+    return found.title if found is not None else parsed.name
 
 
 def first_stage_title(name: str) -> str:
@@ -50,7 +54,23 @@ def first_stage_title(name: str) -> str:
     if found is None:
         return name
     model = MethodSpec.parse(name).model
+    if MethodSpec.parse(name).name == "run" and model:
+        return f"{found.title} ({run_file_name(model)})"
     return found.title + (f" ({model})" if model else "")
+
+
+def run_file_name(model: str) -> str:
+    """The name a run file is shown under: the uploaded file's name for a stored run, else the path's."""
+    from pathlib import Path
+
+    from rerank_core.config import load_settings
+    from rerank_core.retrieval.run_file import stored_run
+
+    try:
+        stored = stored_run(load_settings(), model)
+    except Exception:  # noqa: BLE001 - a label only
+        stored = None
+    return stored.name if stored is not None else Path(model).name
 
 
 def description(spec: str) -> str:

@@ -133,7 +133,8 @@ def session_settings() -> Settings:
     Every secret a backend declares (``registry.secret_names()``) is looked up. Keys typed into the
     password fields live only in this session's state; nothing here writes them anywhere. They are
     used only for an actor who may manage keys, and never in demo mode (a demo's keys stay on the
-    server: :func:`ui.identity.typed_keys_allowed`).
+    server: :func:`ui.identity.typed_keys_allowed`). Engine settings typed in the app (``ui.engines``)
+    replace their ``[methods.<name>]`` for this session.
     """
     from rerank_core.access import AccessDenied
     from rerank_core.registry import secret_names
@@ -148,7 +149,9 @@ def session_settings() -> Settings:
     for name in secret_names():
         typed = st.session_state.get(keys.secret_key(name)) if typing_allowed else None
         found[name] = typed or _secret_from_streamlit(name) or base.secret(name)
-    return base.with_secrets(found)
+    from ui.engines import apply as with_session_engines  # engines set up in the app, this session only
+
+    return with_session_engines(base.with_secrets(found))
 
 
 def has_key(settings: Settings, method: str) -> bool:

@@ -19,7 +19,7 @@ from rerank_core.progress import Cancelled
 from rerank_core.registry import RERANKERS
 from rerank_core.types import Dataset, MethodSpec
 from ui import benchmark_view as view
-from ui import identity, keys, methods, page, render, resources
+from ui import identity, keys, methods, own_stack, page, render, resources
 
 RESULT = keys.BENCH_RESULT
 CANCEL = keys.BENCH_CANCEL
@@ -101,7 +101,7 @@ if judged and found < 0.5 * judged:
 # -- settings -----------------------------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
 with c1:
-    first_stages = methods.first_stages(settings)
+    first_stages = own_stack.offered_first_stages(methods.first_stages(settings), settings, corpus_id, None)
     first_stage = (
         st.segmented_control(
             "First stage",
@@ -169,8 +169,39 @@ with m2:
                 help=methods.description(name),
             )
 specs = [methods.spec_for(name, models.get(name)) if name in rerankers else name for name in chosen]
+
+# -- own stack: fusions among the methods, concurrency for hosted methods -----------------------------------
+f1, f2 = st.columns([3, 1], vertical_alignment="bottom")
+with f1:
+    fusions = st.multiselect(
+        "Fusions",
+        own_stack.fusion_options(
+            first_stage, specs, settings, st.session_state.get(keys.BENCH_FUSIONS) or []
+        ),
+        key=keys.BENCH_FUSIONS,
+        accept_new_options=True,
+        placeholder="Fuse orders: the first stage with a method, or type fusion:A+B",
+        help="Reciprocal rank fusion (k from [methods.fusion], 60 by default) of the methods' orders of the same "
+        "candidates, or a fitted fusion (fusion:NAME, weights chosen by cross-validation).",
+    )
+with f2:
+    concurrency = int(
+        st.number_input(
+            "Concurrent queries (hosted)",
+            min_value=1,
+            max_value=32,
+            value=1,
+            key=keys.BENCH_CONCURRENCY,
+            help="Up to N queries of a hosted method at once (each query's latency is still its own call's). "
+            "Rate limits: requests_per_second in [methods.<name>] or the settings.",
+        )
+    )
+specs += [f if str(f).startswith("fusion:") else f"fusion:{f}" for f in fusions]
+# -------------------------------------------------------------------------------------------------------------
 methods = [first_stage, *specs]
-signature = (source, corpus.fingerprint, first_stage, tuple(methods), depth, max_queries, tuple(sweep_depths))
+signature = (
+    source, corpus.fingerprint, first_stage, tuple(methods), depth, max_queries, tuple(sweep_depths), concurrency
+)  # fmt: skip
 
 deepest = min(max(sweep_depths), len(corpus))
 if deepest > depth and any(MethodSpec.parse(s).name in RERANKERS for s in specs):
@@ -239,6 +270,7 @@ if run_clicked:
             settings=settings,
             progress=_progress,
             runtime=runtime,
+            concurrency=concurrency,
         )
     except Cancelled:
         bar.empty()

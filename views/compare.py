@@ -11,6 +11,11 @@ one grade per (corpus, query, document, judge), every column shows it as a badge
 (a table above the columns and a chip in each column's header) follow as you label. A typed query that
 matches one of the corpus's queries takes that query's id, so imported judgements count too. Every fresh
 run is recorded in the store's shadow log; a memoised result shown again is not.
+
+Your own stack (``ui.own_stack``, ``ui.engines``): a run file uploaded here becomes a first stage named in
+the link (``run:<content hash>``) and offers its queries in the picker; a search engine set up here (its
+settings, "Test connection" with one hit) is offered as a first stage for the session; fusions of the first
+stage and the chosen methods (or fitted ones, ``fusion:NAME``) are columns like any method.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from rerank_core.access import GuardedStore, Permission
 from rerank_core.compare import Comparison
 from rerank_core.progress import ProgressFn
+from rerank_core.retrieval.base import NoCandidatesForQuery
 from rerank_core.serving import admission
 from rerank_core.types import Candidate, MethodSpec, RerankResult
-from ui import identity, keys, labelling, methods, page, render, resources
+from ui import engines, identity, keys, labelling, methods, own_stack, page, render, resources
 from ui.corpus_state import example_queries
 
 LLM_OFFLINE_TIP = (
@@ -69,7 +76,13 @@ st.caption(page.corpus_caption(stored))
 # -- the query --------------------------------------------------------------------------------------------
 examples = example_queries(stored, settings=settings)
 if keys.Q not in st.session_state and not st.query_params.get(keys.Q) and examples:
-    st.session_state[keys.Q] = examples[0]  # a first comparison without typing anything
+    # a first comparison without typing anything, in the link too (set before the query box binds the
+    # parameter: a bound parameter cannot be set directly)
+    st.session_state[keys.Q] = examples[0]
+    try:
+        st.query_params[keys.Q] = examples[0]
+    except StreamlitAPIException:  # bound by an earlier run of this page: the box keeps the link
+        pass
 
 
 def _use_example() -> None:
@@ -79,10 +92,25 @@ def _use_example() -> None:
     st.session_state[keys.CMP_EXAMPLE] = None
 
 
+# -- own stack: a run-file first stage offers its own queries in the picker --------------------------------
+chosen_first = st.session_state.get(keys.FIRST_STAGE) or st.query_params.get(keys.FIRST_STAGE) or "bm25"
+run_listed = (
+    own_stack.run_queries(runtime, chosen_first, corpus, settings)
+    if MethodSpec.parse(chosen_first).name == "run"
+    else None
+)
+pickable = dict(stored.queries)
+if run_listed is not None:
+    pickable = {
+        q: stored.queries.get(q) or text for q, text in run_listed.items() if stored.queries.get(q) or text
+    }
+# -------------------------------------------------------------------------------------------------------------
+
+
 def _use_pick() -> None:
     picked = st.session_state.get(keys.CMP_PICK_QUERY)
-    if picked in stored.queries:
-        st.session_state[keys.Q] = stored.queries[picked]
+    if picked in pickable:
+        st.session_state[keys.Q] = pickable[picked]
     st.session_state[keys.CMP_PICK_QUERY] = None
 
 
@@ -96,13 +124,15 @@ with q1:
         icon=":material/search:",
     )
 with q2:
-    if stored.queries:
-        judged_first = sorted(stored.queries, key=lambda q: not stored.qrels.get(q))
+    if pickable:
+        judged_first = sorted(pickable, key=lambda q: not stored.qrels.get(q))
         st.selectbox(
-            f"Or pick one of the corpus's {len(stored.queries):,} queries",
+            f"Or pick one of the corpus's {len(pickable):,} queries"
+            if run_listed is None
+            else f"Or pick one of the run file's {len(pickable):,} queries",
             judged_first,
             index=None,
-            format_func=lambda q: f"{q} · {render.snippet(stored.queries[q], 90)}",
+            format_func=lambda q: f"{q} · {render.snippet(pickable[q], 90)}",
             key=keys.CMP_PICK_QUERY,
             on_change=_use_pick,
             placeholder="Search the corpus's queries…",
@@ -121,7 +151,13 @@ if examples:
 # -- settings ----------------------------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
 with c1:
-    offered = [m for m in methods.first_stages(settings) if settings.demo.offers(m, first_stage=True)]
+    offered = [
+        m
+        for m in own_stack.offered_first_stages(
+            methods.first_stages(settings), settings, corpus_id, chosen_first
+        )
+        if settings.demo.offers(m, first_stage=True)
+    ]
     # options are shown as they appear in the URL (a bound widget writes the shown text there)
     first_stage = (
         st.segmented_control(
@@ -200,6 +236,33 @@ with m3:
 
 specs = [methods.spec_for(name, models.get(name)) for name in chosen]
 
+# -- own stack: run files, engines, fusions ---------------------------------------------------------------------
+if st.toggle(
+    "Your own first stage: a run file or a search engine",
+    key=keys.CMP_OWN_STACK,
+    help="Upload a run file (TREC or JSONL) or set up the search engine that serves this corpus; it then is a "
+    "first stage above, like bm25.",
+):
+    with st.container(border=True):
+        run_tab, engine_tab = st.tabs(["Run file", "Search engine"])
+        with run_tab:
+            own_stack.render_run_files(settings, corpus_id, stored.queries)
+        with engine_tab:
+            engines.render_engine_setup(settings, corpus, page="cmp", query=query or "")
+fusion_current = [str(f) for f in st.session_state.get(keys.FUSIONS) or []]
+fused = st.multiselect(
+    "Fusions",
+    own_stack.fusion_options(first_stage, specs, settings, fusion_current),
+    key=keys.FUSIONS,
+    bind="query-params",
+    accept_new_options=True,
+    placeholder="Fuse orders: the first stage with a method, or type fusion:A+B",
+    help="Reciprocal rank fusion (k from [methods.fusion], 60 by default) of the methods' orders of the same "
+    "candidates; fusion:NAME is a fusion fitted with `python -m rerank_core fusion fit`.",
+)
+specs += [f if str(f).startswith("fusion:") else f"fusion:{f}" for f in fused]
+# -------------------------------------------------------------------------------------------------------------
+
 if not query or not query.strip():
     st.info("Type a query above, or pick one of the corpus's queries.", icon=":material/search:")
     st.stop()
@@ -219,6 +282,8 @@ def _bar_progress(bar) -> ProgressFn:
 
 
 # -- the first stage and its candidates (once; memoised in the runtime) -------------------------------------
+# the query's id in the corpus's dataset (a run file lists candidates by it; labels are stored under it)
+query_id = own_stack.resolve_query_id(label_store, corpus_id, query, stored.queries)
 try:
     if runtime.first_stage_ready(first_stage, corpus, settings) is None:
         with st.status(
@@ -232,8 +297,21 @@ try:
                 state="complete",
             )
     base = runtime.compare(
-        query, corpus, first_stage, [], depth, settings, corpus_id=corpus_id, shadow=label_store
+        query,
+        corpus,
+        first_stage,
+        [],
+        depth,
+        settings,
+        corpus_id=corpus_id,
+        shadow=label_store,
+        query_id=query_id,
     )
+except NoCandidatesForQuery as exc:  # a run file that does not list this query
+    st.warning(render.md_escape(exc.message), icon=":material/search_off:")
+    if exc.hint:
+        st.caption(f"Fix: {render.md_escape(exc.hint)}")
+    st.stop()
 except Exception as exc:  # noqa: BLE001 - shown on the page, never a traceback
     message, hint = resources.describe_error(exc)
     st.error(f"The {first_stage} first stage cannot run: {render.md_escape(message)}")
@@ -315,7 +393,8 @@ def _live(result: RerankResult) -> tuple[str, str, bool]:
 
 colours = {spec: render.PALETTE[i % len(render.PALETTE)] for i, spec in enumerate(specs)}
 results: dict[str, RerankResult | None] = {
-    spec: runtime.memoised(query, corpus, first_stage, depth, spec, settings) for spec in specs
+    spec: runtime.memoised(query, corpus, first_stage, depth, spec, settings, query_id=query_id)
+    for spec in specs
 }
 weights = [3] + [2 if render.is_unavailable(results[s]) else 3 for s in specs]
 
@@ -381,7 +460,7 @@ def _draw(spec: str, res: RerankResult | None) -> None:
     name = MethodSpec.parse(spec).name
     with slots[spec].container():
         render.method_column(
-            title=methods.title(name),
+            title=methods.title(spec if name == "fusion" else name),
             spec=spec,
             result=res,
             comparison=_comparison([res] if res is not None else []),
@@ -458,6 +537,7 @@ if missing:
             shadow=label_store,
             order=methods.execution_order,
             admit=admission(resources.limiter(settings), identity.quota_user(actor)),
+            query_id=query_id,
         )
         log_problems += run.problems
         box.update(label=f"Reranked {len(candidates)} candidates", state="complete", expanded=False)

@@ -18,7 +18,7 @@ from rerank_core.judgements import IMPORT_JUDGE
 from rerank_core.pipeline import delete_indexes
 from rerank_core.serving import check_upload_budget
 from rerank_core.workspace import Chunking, CorpusInfo, StoredCorpus
-from ui import corpus_state, identity, keys, labelling, methods, page, render, resources
+from ui import corpus_state, engines, identity, keys, labelling, methods, page, render, resources
 
 render.inject_css()
 st.title("Corpus")
@@ -515,3 +515,13 @@ elif st.button("Build", icon=":material/build:", disabled=not chosen_build, key=
     access.build(actor, runtime, chosen_build, current.corpus, settings, _progress, _done)
     bar.progress(1.0, text="Done")
     _draw_status()  # the true status after the build, not the one drawn before it
+
+# -- search engines as first stages (ui.engines): settings, test connection, for this session ----------------
+st.subheader("Search engines as first stages", divider="gray")
+st.caption(
+    "An engine that already serves this corpus (OpenSearch, Elasticsearch, Qdrant, pgvector, Chroma or any JSON "
+    "search API) builds nothing here: fill its settings, test the connection (one hit), and it is offered as a "
+    "first stage on every page for this session. Hits name documents by id; their text comes from the hit or "
+    "from this corpus."
+)
+engines.render_engine_setup(settings, current.corpus, page="corpus")

@@ -2,9 +2,9 @@
 
 A backend implements :meth:`Reranker.score` (one float per candidate, in the candidates' order)
 and, if it has weights, :meth:`Reranker._load`. The base class does the shared work: input checks,
-loading once (timed apart from queries), timing the query, a stable sort (score descending, ties
-by first-stage rank), top-k, the result, and turning failures into a typed error in the result so
-the other methods go on. Hosted backends fall back to the first-stage order, flagged.
+loading once (timed apart from queries), timing the query (waits for a rate limit's turn excluded),
+a stable sort (score descending, ties by first-stage rank), top-k, the result, and turning failures
+into a typed error in the result so the other methods go on. Hosted backends fall back to the first-stage order, flagged.
 """
 
 from __future__ import annotations
@@ -143,14 +143,19 @@ class Reranker(ABC):
         base = self._result_base()
         if not candidates:
             return RerankResult(**base, model_load_s=self.model_load_s)
+        from rerank_core.http import rate_wait_meter
+
         t0 = time.perf_counter()
-        try:
-            raw = self.score(query, candidates)
-        except Cancelled:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - reported in the result
-            return self._failure(base, exc, candidates, top_k, latency_ms=(time.perf_counter() - t0) * 1e3)
-        latency_ms = (time.perf_counter() - t0) * 1e3
+        # waiting for a turn under a rate limit is queueing, not this query's own call time
+        with rate_wait_meter() as queued:
+            try:
+                raw = self.score(query, candidates)
+            except Cancelled:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - reported in the result
+                latency_ms = (time.perf_counter() - t0 - queued.waited_s) * 1e3
+                return self._failure(base, exc, candidates, top_k, latency_ms=latency_ms)
+        latency_ms = (time.perf_counter() - t0 - queued.waited_s) * 1e3
         scores = raw if isinstance(raw, Scores) else Scores(values=list(raw))
         if len(scores.values) != len(candidates):
             err = MethodFailed(

@@ -33,6 +33,7 @@ from typing import Any
 
 from rerank_core.config import Settings
 from rerank_core.errors import MissingAPIKey
+from rerank_core.http import rate_limiter, requests_per_second
 from rerank_core.rerankers.base import Reranker
 from rerank_core.rerankers.hosted import IndexedScores, RetryStats, call_with_retries, safe_url
 from rerank_core.types import Candidate, Scores, ScoreScale
@@ -63,6 +64,8 @@ class CohereReranker(Reranker):
         mtpd = self.options.get("max_tokens_per_doc")
         self.max_tokens_per_doc = int(mtpd) if mtpd is not None else None
         self.backoff_base_s = float(self.options.get("backoff_base_s", 0.5))
+        rate = requests_per_second(self.options, self.settings.requests_per_second, "[methods.cohere]")
+        self.limiter = rate_limiter(self.base_url or "https://api.cohere.com", rate)
         self._client: Any = None
 
     @property
@@ -110,6 +113,7 @@ class CohereReranker(Reranker):
             secrets=(self.settings.cohere_api_key,),
             key_hint="check COHERE_API_KEY (or the cohere_api_key secret) for this server",
             stats=stats,
+            limiter=self.limiter,
         )
         return self._map(response, candidates, stats)
 

@@ -66,6 +66,7 @@ from typing import Any, Protocol
 
 from rerank_core.config import Settings
 from rerank_core.errors import InvalidMethod, MethodFailed, MissingAPIKey
+from rerank_core.http import rate_limiter, requests_per_second
 from rerank_core.llm_cache import LLMCache, cache_for, cache_key
 from rerank_core.rerankers.base import Reranker
 from rerank_core.rerankers.hosted import RetryStats, call_with_retries, safe_url
@@ -274,6 +275,8 @@ class OpenAIChatBackend:
         self.concurrency = max(1, int(options.get("concurrency", 4)))
         self.backoff_base_s = float(options.get("backoff_base_s", 0.5))
         self.cache_id = f"openai-chat@{safe_url(self.base_url) or 'api.openai.com'}"
+        rate = requests_per_second(options, settings.requests_per_second, "[methods.llm]")
+        self.limiter = rate_limiter(self.base_url or "https://api.openai.com/v1", rate)
         self._client: Any = None
 
     def describe(self) -> str:
@@ -334,6 +337,7 @@ class OpenAIChatBackend:
             secrets=(self.settings.openai_api_key,),
             key_hint="check OPENAI_API_KEY (or the openai_api_key secret) for this server",
             stats=stats,
+            limiter=self.limiter,
         )
 
     def pointwise(self, query: str, passages: Sequence[str], stats: RetryStats) -> list[str]:

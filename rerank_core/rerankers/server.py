@@ -32,7 +32,16 @@ from typing import Any, ClassVar
 
 from rerank_core.config import Settings
 from rerank_core.errors import ConfigError, MethodFailed, MissingAPIKey
-from rerank_core.http import CallStats, JsonClient, JsonResponse, batches, bearer, endpoint_url, safe_url
+from rerank_core.http import (
+    CallStats,
+    JsonClient,
+    JsonResponse,
+    batches,
+    bearer,
+    endpoint_url,
+    requests_per_second,
+    safe_url,
+)
 from rerank_core.rerankers.base import Reranker
 from rerank_core.rerankers.hosted import IndexedScores
 from rerank_core.types import Candidate, Scores, ScoreScale
@@ -48,6 +57,7 @@ COMMON_OPTIONS = (
     "endpoint",
     "extra_body",
     "reconnect_after_s",
+    "requests_per_second",
 )
 
 SCALES = {
@@ -119,6 +129,7 @@ class RerankServer(Reranker):
         )
         self.backoff_base_s = _number(opts, "backoff_base_s", 0.5, self.section, minimum=0)
         self.reconnect_after_s = _number(opts, "reconnect_after_s", 30.0, self.section, minimum=0)
+        self.requests_per_second = requests_per_second(opts, self.settings.requests_per_second, self.section)
         batch = opts.get("batch_size", self.default_batch_size)
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
             raise ConfigError(
@@ -200,6 +211,7 @@ class RerankServer(Reranker):
             key_hint=f"check {self.key_name} (environment or Streamlit secrets) for this server",
             hints=self.status_hints(),
             reconnect_after_s=self.reconnect_after_s,
+            requests_per_second=self.requests_per_second,
         )
 
     def status_hints(self) -> dict[int | str, str]:

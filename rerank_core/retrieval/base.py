@@ -25,6 +25,13 @@ class MissingHitText(ConfigError):
     kind = "missing-hit-text"
 
 
+class NoCandidatesForQuery(ConfigError):
+    """A first stage that lists candidates per query id (a run file) has none for this query: an
+    evaluation counts the query as one without candidates (it scores 0); a page shows the message."""
+
+    kind = "no-candidates"
+
+
 class Hit(NamedTuple):
     """One search result. ``title``/``text`` are None when the hit did not carry them (then they come
     from the corpus by id)."""
@@ -54,6 +61,12 @@ class Retriever(ABC):
     reads: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
+    def identity(cls, model: str | None, settings: Settings) -> dict:
+        """What else its answers depend on, for its cache key (a run file's content hash, the keys of
+        fused parts); empty for most first stages."""
+        return {}
+
+    @classmethod
     def info(cls) -> MethodInfo:
         return MethodInfo.of(
             cls, FIRST_STAGE_KIND, needs_index=cls.needs_index, takes_model=cls.default_model is not None
@@ -69,12 +82,22 @@ class Retriever(ABC):
     def label(self) -> str:
         return self.name
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Problems met while reading what it serves (a run file's unknown documents, ...), counted."""
+        return ()
+
     @abstractmethod
     def _build(self, corpus: Corpus, progress: ProgressFn | None) -> None: ...
 
     @abstractmethod
     def _search(self, query: str, k: int) -> list[tuple[str, float]] | list[Hit]:
         """Top ``k`` (doc_id, score) pairs or :class:`Hit` records, best first."""
+
+    def _search_query(self, query: str, k: int, query_id: str | None) -> list[tuple[str, float]] | list[Hit]:
+        """Like :meth:`_search`, for a first stage that also uses the query's id (a run file lists
+        candidates per query id). By default the id is not used."""
+        return self._search(query, k)
 
     def build(self, corpus: Corpus, progress: ProgressFn | None = None) -> Retriever:
         t0 = time.perf_counter()
@@ -83,26 +106,32 @@ class Retriever(ABC):
         self.build_s = time.perf_counter() - t0
         return self
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+    def search(self, query: str, k: int, query_id: str | None = None) -> list[tuple[str, float]]:
         """Top ``k`` (doc_id, score) pairs, best first."""
-        return [(h.doc_id, h.score) for h in self.hits(query, k)]
+        return [(h.doc_id, h.score) for h in self.hits(query, k, query_id)]
 
-    def hits(self, query: str, k: int) -> list[Hit]:
-        """Top ``k`` hits, best first (an index-free engine may return hits outside the corpus)."""
+    def hits(self, query: str, k: int, query_id: str | None = None) -> list[Hit]:
+        """Top ``k`` hits, best first (an index-free engine may return hits outside the corpus).
+        ``query_id`` is the query's id in the dataset, when known (a run file needs it)."""
         if self.corpus is None and self.needs_index:
             raise RuntimeError(f"{self.name}: build() or load() the index before searching")
         if k <= 0 or not query.strip():
             return []
         if self.corpus is not None and self.needs_index:
             k = min(k, len(self.corpus))
-        return [h if isinstance(h, Hit) else Hit(str(h[0]), float(h[1])) for h in self._search(query, k)]
+        return [
+            h if isinstance(h, Hit) else Hit(str(h[0]), float(h[1]))
+            for h in self._search_query(query, k, query_id)
+        ]
 
-    def candidates(self, query: str, k: int) -> tuple[list[Candidate], RerankResult]:
+    def candidates(
+        self, query: str, k: int, query_id: str | None = None
+    ) -> tuple[list[Candidate], RerankResult]:
         """The top ``k`` as candidates for the rerankers, and the first stage's own timed result.
 
         A hit's title and text come from the hit when it carries them, else from the corpus by id."""
         t0 = time.perf_counter()
-        hits = self.hits(query, k)
+        hits = self.hits(query, k, query_id)
         latency_ms = (time.perf_counter() - t0) * 1e3
         cands = []
         for rank, hit in enumerate(hits, start=1):

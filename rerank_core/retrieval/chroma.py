@@ -112,6 +112,7 @@ class ChromaRetriever(EngineRetriever):
             secrets=self.secret_values(),
             key_hint=self.key_hint(),
             reconnect_after_s=0,  # the engine's own breaker covers it
+            requests_per_second=self.requests_per_second,
             hints=self.hints(),
         )
         try:

@@ -12,7 +12,8 @@ The shared pieces, so each engine is one small class:
 * options from ``[methods.<name>]`` in the settings file, every one with a default or marked
   required; an unknown or missing option is a :class:`ConfigError` naming the section;
   ``timeout_s``, ``max_retries`` and ``backoff_base_s`` default to the settings'
-  ``request_timeout_s`` and ``max_retries``;
+  ``request_timeout_s`` and ``max_retries``; ``requests_per_second`` (default: the shared setting,
+  else none) limits the calls to the engine across every query in the process;
 * secrets (passwords, API keys, a database URL) only from the environment or Streamlit secrets,
   by the names the class declares; every message is redacted of them;
 * every call through :func:`rerank_core.http.call_with_retries` (timeouts, bounded retries on
@@ -38,7 +39,14 @@ from typing import Any, ClassVar, TypeVar
 
 from rerank_core.config import Settings
 from rerank_core.errors import ConfigError, EngineSettingError
-from rerank_core.http import Breaker, call_with_retries, safe_url, url_password
+from rerank_core.http import (
+    Breaker,
+    call_with_retries,
+    rate_limiter,
+    requests_per_second,
+    safe_url,
+    url_password,
+)
 from rerank_core.models import MINILM_ID
 from rerank_core.progress import ProgressFn
 from rerank_core.retrieval.base import Hit, Retriever
@@ -56,6 +64,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "max_retries": None,
     "backoff_base_s": 0.5,
     "reconnect_after_s": 30.0,
+    "requests_per_second": None,
 }
 
 
@@ -168,6 +177,13 @@ class EngineRetriever(Retriever):
         self.backoff_base_s = self._number("backoff_base_s", 0.5, minimum=0)
         self.reconnect_after_s = self._number("reconnect_after_s", 30.0, minimum=0)
         self._breaker = Breaker(self.reconnect_after_s)
+        rate = requests_per_second(
+            {k: v for k, v in self.options.items() if v is not None},
+            self.settings.requests_per_second,
+            self.section,
+        )
+        self.requests_per_second = rate
+        self.limiter = rate_limiter(f"{self.name}:{self.address}", rate)
         self._ready = False
         self._ready_lock = threading.Lock()
         self._embedder: QueryEmbedder | None = None
@@ -271,6 +287,7 @@ class EngineRetriever(Retriever):
             secrets=self.secret_values(),
             key_hint=self.key_hint(),
             hints={**self.hints(), **(hints or {})},
+            limiter=self.limiter,
         )
 
     # -- the query embedder ------------------------------------------------------------------------

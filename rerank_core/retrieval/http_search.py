@@ -128,6 +128,7 @@ class HTTPSearchRetriever(EngineRetriever):
             secrets=self.secret_values(),
             key_hint=self.key_hint(),
             reconnect_after_s=0,  # the engine's own breaker covers it
+            requests_per_second=self.requests_per_second,
             hints={
                 **self.hints(),
                 404: f"check {self.setting('url')}: the server has no such endpoint",

@@ -1,8 +1,11 @@
-"""Hybrid first stage: reciprocal rank fusion (RRF) of BM25 and dense retrieval.
+"""Hybrid first stage: reciprocal rank fusion (RRF) of two (or more) first stages.
 
-Each side returns its top ``depth`` documents; a document's fused score is
+``hybrid`` fuses BM25 and dense retrieval; ``hybrid:A+B`` fuses any first stages the runtime holds
+(``hybrid:bm25+pgvector``, ``hybrid:opensearch+dense``, ``hybrid:run:my.run+dense``; see
+:class:`FusedRetriever`). Each side returns its top ``depth`` documents; a document's fused score is
 ``sum over sides of 1 / (rrf_k + rank)`` with 1-based ranks, and a side that did not return the
-document adds nothing. Ties are broken by the better single-side rank, then by corpus order.
+document adds nothing. Ties are broken by the better single-side rank, then by first appearance.
+``rrf_k`` and ``depth`` come from ``[methods.hybrid]``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def rrf_fuse(rankings: list[list[str]], rrf_k: float = DEFAULT_RRF_K) -> list[tu
     return [(d, scores[d]) for d in order]
 
 
-def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     own: dict[str, Any] = {}
     bm25: dict[str, Any] = {}
     dense: dict[str, Any] = {}
@@ -90,9 +93,19 @@ class HybridRetriever(Retriever):
     default_model = MINILM_ID
     reads = ("models_dir", "device", "data_dir", "cache_dir")
 
+    @classmethod
+    def identity(cls, model: str | None, settings: Settings) -> dict:
+        """``hybrid:A+B`` answers as its parts do: their cache keys (plain hybrid adds nothing)."""
+        parts = fused_parts(model)
+        if not parts:
+            return {}
+        from rerank_core.registry import method_key
+
+        return {"parts": [method_key(p, settings) for p in parts]}
+
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(settings=settings, **options)
-        own, bm25_opts, dense_opts = _split_options(self.options)
+        own, bm25_opts, dense_opts = split_options(self.options)
         self.options = own
         self.bm25: BM25Retriever = BM25Retriever(settings=self.settings, **bm25_opts)
         self.dense: DenseRetriever = DenseRetriever(settings=self.settings, **dense_opts)
@@ -170,3 +183,87 @@ class HybridRetriever(Retriever):
         bm25 = BM25Retriever.load(directory / "bm25", corpus, settings)
         dense = DenseRetriever.load(directory / "dense", corpus, settings)
         return cls.from_parts(bm25, dense, settings=settings, **meta.get("options", {}))
+
+
+def fused_parts(model: str | None) -> list[str]:
+    """The first stages ``hybrid:A+B`` fuses (empty for plain ``hybrid`` or ``hybrid:<dense model>``)."""
+    if not model or "+" not in model:
+        return []
+    parts = [p.strip() for p in model.split("+")]
+    if len(parts) < 2 or any(not p for p in parts) or len(set(parts)) < len(parts):
+        raise ConfigError(
+            f"hybrid:{model} must name two or more different first stages joined by '+'.",
+            hint="for example hybrid:bm25+pgvector",
+        )
+    return parts
+
+
+class FusedRetriever(Retriever):
+    """``hybrid:A+B``: RRF of first stages that are already built (given by the runtime)."""
+
+    name = "hybrid"
+    scale = ScoreScale.RRF
+    needs_index = False
+
+    def __init__(self, parts: list[Retriever], names: list[str], settings: Settings, **options: Any) -> None:
+        super().__init__(settings=settings)
+        own = {k: v for k, v in settings.method_options("hybrid").items() if k in _OWN}
+        own.update(options)
+        checked, _, _ = split_options(own)
+        self.options = checked
+        self.parts = parts
+        self.names = names
+        corpora = {p.corpus.fingerprint for p in parts if p.corpus is not None}
+        if len(corpora) > 1:
+            raise IndexMismatch(
+                "the first stages of a hybrid were built for different corpora.",
+                hint="build them on one corpus",
+            )
+        self.corpus = next((p.corpus for p in parts if p.corpus is not None), None)
+        self.build_s = sum(p.build_s for p in parts)
+
+    @property
+    def rrf_k(self) -> float:
+        return self.options["rrf_k"]
+
+    @property
+    def label(self) -> str:
+        return f"hybrid RRF (k={self.rrf_k:g}) of " + " and ".join(p.label for p in self.parts)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(w for p in self.parts for w in p.warnings)
+
+    def depth_for(self, k: int) -> int:
+        depth = self.options["depth"]
+        return max(k, depth if depth is not None else DEFAULT_MIN_DEPTH)
+
+    def _build(self, corpus: Corpus, progress: ProgressFn | None) -> None:
+        """Nothing to build: the parts are built."""
+
+    def _search(self, query: str, k: int) -> list[tuple[str, float]]:
+        return self._search_query(query, k, None)
+
+    def _search_query(self, query: str, k: int, query_id: str | None) -> list[tuple[str, float]]:
+        from rerank_core.retrieval.base import NoCandidatesForQuery
+
+        depth = self.depth_for(k)
+        sides = []
+        missing = []
+        for part in self.parts:
+            try:
+                sides.append([d for d, _ in part.search(query, depth, query_id)])
+            except NoCandidatesForQuery as exc:  # a run file without this query: that side adds nothing
+                missing.append(exc)
+        if len(missing) == len(self.parts):
+            raise missing[0]
+        return rrf_fuse(sides, self.rrf_k)[:k]
+
+    def save(self, directory: str | Path) -> None:
+        """Nothing to save: each part is saved on its own."""
+
+    @classmethod
+    def load(cls, directory: str | Path, corpus: Corpus, settings: Settings | None = None) -> FusedRetriever:
+        raise ConfigError(
+            "hybrid:A+B has no saved index of its own.", hint="its parts are loaded by the runtime"
+        )
