@@ -50,9 +50,10 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,10 @@ import numpy as np  # noqa: E402
 from rerank_core.config import Settings, load_settings  # noqa: E402
 from rerank_core.errors import ModelNotFound, RerankError  # noqa: E402
 from rerank_core.metrics import latency_summary  # noqa: E402
-from rerank_core.registry import create_reranker, create_retriever, reranker_class  # noqa: E402
+from rerank_core.pipeline import Runtime  # noqa: E402
+from rerank_core.registry import reranker_class  # noqa: E402
+
+RUNTIME = Runtime()  # the one path: first stages and rerankers come from it, as in the app and evaluate
 from rerank_core.rerankers.base import Reranker  # noqa: E402
 from rerank_core.types import Candidate, Corpus, MethodSpec  # noqa: E402
 
@@ -115,7 +119,7 @@ def load_inputs(data: Path, n_queries: int, depth: int, settings: Settings):
     from rerank_core.corpus import load_beir
 
     dataset = load_beir(data)
-    bm25 = create_retriever("bm25", settings).build(dataset.corpus)
+    bm25 = RUNTIME.first_stage("bm25", dataset.corpus, settings)
     chosen: list[tuple[str, str, list[Candidate]]] = []
     for qid in dataset.judged_query_ids:
         cands, _ = bm25.candidates(dataset.queries[qid], depth)
@@ -171,15 +175,26 @@ def random_copy(model_id: str, bench_dir: Path) -> tuple[Path, float]:
     return built, time.perf_counter() - t0
 
 
+def with_options(settings: Settings, name: str, **options) -> Settings:
+    """Settings whose ``[methods.<name>]`` also holds ``options`` (so the runtime keys the method by them)."""
+    if not options:
+        return settings
+    return replace(settings, methods={**settings.methods, name: {**settings.method_options(name), **options}})
+
+
 def make_reranker(
     spec: MethodSpec, settings: Settings, bench_dir: Path, row: Row, **options
 ) -> Reranker | None:
-    """The method with its real weights, else a random copy of the architecture, else None (row.error)."""
+    """The method with its real weights, else a random copy of the architecture, else None (row.error).
+
+    Created and loaded by the runtime, the one path the app and ``evaluate`` take (its cache key holds
+    the options, so each precision is its own reranker)."""
     import tiny_models
 
-    reranker = create_reranker(spec, settings, **options)
+    settings = with_options(settings, spec.name, **options)
+    reranker = RUNTIME.reranker(str(spec), settings)
     try:
-        row.load_s = reranker.load()
+        row.load_s = RUNTIME.ready(reranker, None).load_s
         row.label = reranker.label
         return reranker
     except ModelNotFound as exc:
@@ -192,11 +207,11 @@ def make_reranker(
         return None
     log(f"  {spec}: weights not on this machine; building a random-weight copy of {model}")
     folder, row.copy_build_s = random_copy(model, bench_dir)
-    reranker = create_reranker(MethodSpec(spec.name, str(folder)), settings, **options)
+    reranker = RUNTIME.reranker(str(MethodSpec(spec.name, str(folder))), settings)
     row.weights = RANDOM_LABEL + (" (int8 like the real file)" if tiny_models.REAL_MODELS[model].int8 else "")
     row.label = f"{spec.name} {model}"
     try:
-        row.load_s = reranker.load()
+        row.load_s = RUNTIME.ready(reranker, None).load_s
     except RerankError as exc:
         row.error = str(exc)
         return None
@@ -240,10 +255,11 @@ def direct_call(reranker: Reranker) -> tuple[str, Callable[[str, Sequence[Candid
         from rerank_core.rerankers.late_interaction import maxsim_scores
 
         encoder = reranker._encoder  # noqa: SLF001
-        store = reranker._store  # noqa: SLF001
+        store = reranker.store
+        assert store is not None, "late interaction without its token store"
 
         def li(query, cands):
-            docs = [store[c.text_hash].vectors for c in cands]
+            docs = [store.get(c.text_hash).vectors for c in cands]
             out = encoder.encode([query], output_value="token_embeddings", show_progress_bar=False)[0]
             q = out.float().cpu().numpy()
             q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
@@ -251,14 +267,15 @@ def direct_call(reranker: Reranker) -> tuple[str, Callable[[str, Sequence[Candid
 
         return "encode + MaxSim over the same cached vectors", li
     if name == "bi-encoder":
-        encoder = reranker._encoder  # noqa: SLF001
-        vectors = reranker._store  # noqa: SLF001
+        encoder = reranker.encoder.model
+        cache = reranker.encoder.cache
+        assert cache is not None, "the bi-encoder without its embedding cache"
 
         def be(query, cands):
             q = encoder.encode(
                 [query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
             )
-            return np.argsort(-(np.stack([vectors[c.text_hash][0] for c in cands]) @ q[0]))
+            return np.argsort(-(cache.get([c.text_hash for c in cands])[0] @ q[0]))
 
         return "encode + dot product over the same cached vectors", be
     return None
@@ -306,8 +323,9 @@ def bench_reranker(
 
 def late_interaction_speedup(cached: Reranker, settings: Settings, queries) -> tuple[float, float, float]:
     """(median ms with the store, median ms re-encoding, speedup), alternated query by query."""
-    uncached = create_reranker(MethodSpec("late-interaction", cached.model), settings, cache_documents=False)
-    uncached.load()
+    spec = str(MethodSpec("late-interaction", cached.model))
+    uncached = RUNTIME.reranker(spec, with_options(settings, "late-interaction", cache_documents=False))
+    RUNTIME.ready(uncached, None)
     _, wq, wc = queries[0]
     uncached.rerank(wq, wc)
     with_store, without = [], []
@@ -381,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(args.config)
     bench_dir = Path(settings.data_dir).resolve() / "bench-models"
     bench_dir.mkdir(parents=True, exist_ok=True)
+    # encodings are timed, so they must not come from an earlier run's cache: a fresh one per run
+    fresh_cache = tempfile.TemporaryDirectory(prefix="bench-encodings-")
+    settings = replace(settings, cache_dir=Path(fresh_cache.name))
     if args.precision:
         from rerank_core.precision import PRECISIONS
 
