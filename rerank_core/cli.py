@@ -14,9 +14,13 @@ or, when the dataset's ``queries.jsonl`` has a ``tags`` field, from there.
 the Benchmark page's) into one self-contained HTML file, or Markdown with ``--format md`` or an
 ``.md`` output (see :mod:`rerank_core.report`).
 
+``--budget-dollars`` and ``--budget-seconds`` stop the run before it goes over (dollars of the
+methods priced in ``[prices.<method>]``, seconds of measured query time; see :mod:`rerank_core.cost`).
+
 Exit codes: 0 when the evaluation ran (methods that could not run are reported in the JSON with
-``available: false``); 2 for bad arguments or unreadable input, with a one-line message;
-130 when interrupted.
+``available: false``); 2 for bad arguments or unreadable input, with a one-line message; 3 when a
+budget stopped the run (the message says where and what was spent; nothing is written); 130 when
+interrupted.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from rerank_core.errors import RerankError
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_BUDGET = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -40,6 +45,16 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a non-negative number")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -102,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="query tags: a TSV (query-id, tags separated by commas) or a queries JSONL with a tags field "
         "(default: the dataset's queries.jsonl, when it has tags)",
+    )
+    ev.add_argument(
+        "--budget-dollars",
+        type=_non_negative_float,
+        metavar="USD",
+        help="stop before the run spends more than this (methods priced in [prices.<method>] of rerank.toml)",
+    )
+    ev.add_argument(
+        "--budget-seconds",
+        type=_non_negative_float,
+        metavar="S",
+        help="stop before the methods' measured query time passes this many seconds",
     )
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
@@ -239,6 +266,7 @@ def format_table(report_json: dict) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rerank_core.config import load_settings
+    from rerank_core.cost import Budget
     from rerank_core.errors import ConfigError
     from rerank_core.evaluation import run_evaluation, run_file_names
     from rerank_core.progress import tqdm_progress
@@ -261,6 +289,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ) from exc
     dataset = _load_dataset(args)
     tags = _load_tags(args)
+    budget = None
+    if args.budget_dollars is not None or args.budget_seconds is not None:
+        budget = Budget(dollars=args.budget_dollars, seconds=args.budget_seconds)
 
     def run(progress):
         return run_evaluation(
@@ -272,6 +303,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             settings=settings,
             progress=progress,
             tags=tags,
+            budget=budget,
         )
 
     if args.no_progress:
@@ -422,8 +454,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from rerank_core.cost import BudgetExceeded
+
     try:
         code = args.func(args)
+    except BudgetExceeded as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return EXIT_BUDGET
     except RerankError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -14,7 +14,14 @@ added in ``pipeline_latency_ms``). For a first stage, ``model_load_s`` is its in
 which includes loading an encoder (also given as ``index_build_s``).
 
 A method that cannot run is reported ``available: false`` with the error and what to do; the
-others go on. Per-query values stay on the report (``MethodEvaluation.per_query``) for bootstrap
+others go on. A query on which a hosted reranker failed keeps the first-stage order (a *fallback*,
+counted per method as ``fallback_queries``), with the first stage's scores under the first stage's
+scale.
+
+A budget (:class:`~rerank_core.cost.Budget`: dollars of priced methods, seconds of measured query
+time) is checked before each query of each method and counted after it
+(:class:`~rerank_core.cost.CostMeter`); a run that would go over stops with
+:class:`~rerank_core.cost.BudgetExceeded`, whose message says where and how much was spent. Per-query values stay on the report (``MethodEvaluation.per_query``) for bootstrap
 intervals and paired tests.
 """
 
@@ -30,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from rerank_core.config import Settings, load_settings
+from rerank_core.cost import Budget, CostMeter
 from rerank_core.errors import CorpusFormatError, InvalidMethod
 from rerank_core.metrics import (
     DEFAULT_MEASURES,
@@ -45,7 +53,7 @@ from rerank_core.progress import Cancelled, ProgressFn, report
 from rerank_core.registry import RERANKERS, RETRIEVERS
 from rerank_core.retrieval.base import Retriever
 from rerank_core.trec import results_to_run, write_run
-from rerank_core.types import Candidate, Dataset, MethodError, MethodSpec, RerankResult
+from rerank_core.types import Candidate, Dataset, MethodError, MethodSpec, RerankResult, ScoreScale
 
 FIRST_STAGE = "first-stage"
 RERANKER = "reranker"
@@ -318,6 +326,7 @@ def _evaluate_retriever(
     settings: Settings,
     runtime: Runtime,
     steps: _Steps,
+    meter: CostMeter | None = None,
 ) -> tuple[MethodEvaluation, Retriever | None, dict[str, tuple[list[Candidate], float]]]:
     """Get the first stage from the runtime (in memory, saved, or built) and run the queries; also
     returns the candidates per query."""
@@ -351,6 +360,8 @@ def _evaluate_retriever(
     steps.step(f"{name}: index ready{' (cached)' if was_cached else ''}")
     results: dict[str, RerankResult] = {}
     for i, qid in enumerate(query_ids, start=1):
+        if meter is not None:
+            meter.check(name)
         try:
             cands, res = retriever.candidates(dataset.queries[qid], depth)
         except Cancelled:
@@ -363,6 +374,8 @@ def _evaluate_retriever(
             candidates[qid] = (cands, res.latency_ms)
             results[qid] = res
             m.latencies_ms[qid] = res.latency_ms
+            if meter is not None:
+                meter.record(name, res.usage, res.latency_ms / 1000.0)
         steps.step(f"{name}: query {i}/{len(query_ids)}")
     m.run = results_to_run(results)
     return m, retriever, candidates
@@ -376,6 +389,8 @@ def _evaluate_reranker(
     settings: Settings,
     runtime: Runtime,
     steps: _Steps,
+    first_stage_scale: ScoreScale | None = None,
+    meter: CostMeter | None = None,
 ) -> MethodEvaluation:
     m = MethodEvaluation(name=name, kind=RERANKER, label=name)
     try:
@@ -397,13 +412,21 @@ def _evaluate_reranker(
     m.available = True
     warm_qid = next((q for q in query_ids if candidates[q][0]), None)
     if warm_qid is not None:
-        warm = reranker.rerank(_warmup_query(dataset, query_ids), candidates[warm_qid][0])
+        warm = reranker.rerank(
+            _warmup_query(dataset, query_ids), candidates[warm_qid][0], first_stage_scale=first_stage_scale
+        )
         m.warmup_ms = warm.latency_ms if warm.ok else None
+        if meter is not None:  # a warm-up call to a paid service is spent money too
+            meter.record(name, warm.usage, warm.latency_ms / 1000.0)
     steps.step(f"{name}: model ready")
     results: dict[str, RerankResult] = {}
     for i, qid in enumerate(query_ids, start=1):
         cands, fs_ms = candidates[qid]
-        res = reranker.rerank(dataset.queries[qid], cands)
+        if meter is not None:
+            meter.check(name)
+        res = reranker.rerank(dataset.queries[qid], cands, first_stage_scale=first_stage_scale)
+        if meter is not None:
+            meter.record(name, res.usage, res.latency_ms / 1000.0)
         if res.error is not None and res.fallback:
             m.fallback_queries[qid] = str(res.error)
         elif res.error is not None:
@@ -431,6 +454,8 @@ def run_evaluation(
     runtime: Runtime | None = None,
     measures: Sequence[str] = DEFAULT_MEASURES,
     tags: Mapping[str, Sequence[str]] | None = None,
+    budget: Budget | None = None,
+    meter: CostMeter | None = None,
 ) -> EvaluationReport:
     """Evaluate ``methods`` on the judged queries of ``dataset`` (the first ``max_queries``).
 
@@ -439,10 +464,15 @@ def run_evaluation(
     the data directory). Raises :class:`InvalidMethod` for unknown names and
     :class:`CorpusFormatError` when nothing is judged; a method that fails is reported in its entry
     instead. ``progress`` may raise ``Cancelled``. ``tags[query_id]`` (optional) are query tags the
-    report's per-query analysis is grouped by.
+    report's per-query analysis is grouped by. ``budget`` stops the run with
+    :class:`~rerank_core.cost.BudgetExceeded` before it goes over (priced by ``settings.prices``);
+    ``meter`` is a :class:`~rerank_core.cost.CostMeter` to count on instead (shared with later work
+    of the same run, as the benchmark's depth sweep does).
     """
     settings = settings or load_settings()
     runtime = runtime or Runtime()
+    if meter is None and budget is not None:
+        meter = CostMeter(budget, settings.prices)
     methods = _check_methods(first_stage, methods, depth)
     measures = tuple(str(parse_measure(x)) for x in measures)
     if max_queries is not None and max_queries < 1:
@@ -462,9 +492,10 @@ def run_evaluation(
     phases = 1 + sum(1 for m in methods if m != first_stage)
     steps = _Steps(progress, phases * (n + 1))
 
-    fs_eval, _, candidates = _evaluate_retriever(
-        first_stage, dataset, query_ids, depth, settings, runtime, steps
+    fs_eval, fs_retriever, candidates = _evaluate_retriever(
+        first_stage, dataset, query_ids, depth, settings, runtime, steps, meter
     )
+    fs_scale = fs_retriever.scale if fs_retriever is not None else None
     if fs_eval.available:
         _finish(fs_eval, qrels, measures, n)
 
@@ -473,7 +504,7 @@ def run_evaluation(
         if name == first_stage:
             m = fs_eval
         elif _is_retriever(name):
-            m, _, _ = _evaluate_retriever(name, dataset, query_ids, depth, settings, runtime, steps)
+            m, _, _ = _evaluate_retriever(name, dataset, query_ids, depth, settings, runtime, steps, meter)
             if m.available:
                 _finish(m, qrels, measures, n)
         elif fs_eval.index_build_s is None:  # the first stage could not be built
@@ -482,7 +513,9 @@ def run_evaluation(
             for _ in range(n + 1):
                 steps.step(f"{name}: skipped")
         else:
-            m = _evaluate_reranker(name, dataset, query_ids, candidates, settings, runtime, steps)
+            m = _evaluate_reranker(
+                name, dataset, query_ids, candidates, settings, runtime, steps, fs_scale, meter
+            )
             if m.available:
                 _finish(m, qrels, measures, n)
         out[name] = m
