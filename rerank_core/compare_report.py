@@ -328,8 +328,9 @@ def render_comparison_html(data: Mapping[str, Any]) -> str:
         parts.append('<p class="muted">No two orders to compare.</p>')
     if data.get("agreement_left_out"):
         parts.append(
-            f'<p class="muted">Left out: {_e(", ".join(data["agreement_left_out"]))} (fell back to the '
-            "first-stage order, so it would agree fully with the first stage without ranking anything).</p>"
+            f'<p class="muted">Left out: {_e(", ".join(data["agreement_left_out"]))}. Its order is the first '
+            "stage's, kept after an error, so it would agree fully with the first stage without having ranked "
+            "anything.</p>"
         )
     parts.append("<h2>The orders</h2>")
     for col in data["columns"]:

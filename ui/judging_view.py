@@ -162,7 +162,9 @@ def render_llm_grading(
         )
     with button_col:
         clicked = st.button(
-            f"Grade the {len(todo)} unjudged shown documents with an LLM",
+            f"Grade the {len(todo)} unjudged shown documents with an LLM"
+            if todo
+            else "Every shown document has a person's grade",
             key=go_key,
             icon=":material/smart_toy:",
             disabled=not todo or not (model or "").strip(),

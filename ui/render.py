@@ -589,8 +589,8 @@ def agreement_note(comparison: Comparison, display: Mapping[str, str]) -> str:
     if not left:
         return ""
     return (
-        f"Left out: {', '.join(md_escape(n) for n in left)} (fell back to the first-stage order: it would "
-        "agree fully with the first stage without having ranked anything)."
+        f"Left out: {', '.join(md_escape(n) for n in left)}. Its order is the first stage's, kept after an "
+        "error, so it would agree fully with the first stage without having ranked anything."
     )
 
 
