@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--corpus", metavar="ID", help="the corpus id in the label store (with --qrels-db)")
     ev.add_argument(
+        "--llm-judge",
+        metavar="llm:MODEL",
+        help="with --qrels-db: let this LLM judge's grades fill the pairs no person judged (default: people "
+        "only; the report says which)",
+    )
+    ev.add_argument(
         "--tags",
         metavar="FILE",
         help="query tags: a TSV (query-id, tags separated by commas) or a queries JSONL with a tags field "
@@ -178,12 +184,23 @@ def _load_dataset(args: argparse.Namespace):
     dataset = got.dataset
     if not args.qrels_db:
         return dataset
+    from rerank_core.agreement import merge_qrels
     from rerank_core.judgements import JudgementStore
 
     with JudgementStore(args.qrels_db) as store:
-        qrels = store.qrels(args.corpus)
+        people = store.qrels(args.corpus, people_only=True)  # an LLM judge's grades only when asked
+        llm = store.qrels(args.corpus, judge=args.llm_judge) if args.llm_judge else None
         stored_queries = store.queries(args.corpus)
-        corpora = store.corpora() if not qrels else []
+        corpora = store.corpora() if not people and not llm else []
+        tags = store.tags(args.corpus)
+    if args.llm_judge and not llm:
+        raise ConfigError(
+            f"the label store has no judgements by {args.llm_judge!r} for corpus {args.corpus!r}",
+            hint="LLM judges are named llm:<model>; grade with one on the Compare page first",
+        )
+    merged = merge_qrels(people, llm, args.llm_judge or "llm")
+    qrels = merged.qrels
+    args.store_tags = {q: list(t) for q, t in tags.items()}
     if not qrels:
         raise ConfigError(
             f"the label store {store.url} has no judgements for corpus {args.corpus!r}",
@@ -191,11 +208,15 @@ def _load_dataset(args: argparse.Namespace):
             if corpora
             else "the store is empty: label some results",
         )
+    print(f"judgements: {merged.label}", file=sys.stderr)
     queries = dict(dataset.queries)
     # the store's text is what was judged, so it wins for the store's query ids
     queries.update(stored_queries)
     return Dataset(
-        name=f"{dataset.name} (labels: {args.corpus})", corpus=dataset.corpus, queries=queries, qrels=qrels
+        name=f"{dataset.name} (labels: {args.corpus}, {merged.basis})",
+        corpus=dataset.corpus,
+        queries=queries,
+        qrels=qrels,
     )
 
 
@@ -275,6 +296,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--qrels-db and --corpus go together", hint="give both, or neither to use the dataset's qrels"
         )
+    if args.llm_judge and not args.qrels_db:
+        raise ConfigError(
+            "--llm-judge fills gaps in the label store's judgements",
+            hint="give it with --qrels-db and --corpus",
+        )
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     run_file_names(methods)
     settings = load_settings(args.config)
@@ -326,15 +352,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _load_tags(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Query tags: ``--tags FILE``, else the dataset's queries.jsonl; tags set in the label store (with
+    ``--qrels-db``) replace a query's tags from the file."""
     from rerank_core.per_query import read_tags
 
+    found: dict[str, list[str]] = {}
     if args.tags:
-        return read_tags(args.tags)
-    queries = Path(args.dataset) / "queries.jsonl"
-    try:
-        return read_tags(queries) if queries.is_file() else {}
-    except RerankError:
-        return {}  # the dataset loader already read the queries: tags are optional there
+        found = read_tags(args.tags)
+    else:
+        queries = Path(args.dataset) / "queries.jsonl"
+        try:
+            found = read_tags(queries) if queries.is_file() else {}
+        except RerankError:
+            found = {}  # the dataset loader already read the queries: tags are optional there
+    return {**found, **getattr(args, "store_tags", {})}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ def usage_value(usage: Mapping[str, float], key: str) -> float | None:
         if name in usage:
             return float(usage[name])
     return None
+
+
 CURRENCY = "USD"
 PRICE_WORDS = {
     "per_search_unit": "per search unit",

@@ -410,6 +410,20 @@ def test_cli_qrels_from_the_label_store(dataset, tmp_path):
     assert list(run) == [qid] and len(run[qid]) == 30
     assert cli.main([*args, "--qrels-db", url, "--corpus", "other"]) == 2
 
+    # an LLM judge's grades count only when asked, labelled; tags set in the store group the analysis
+    with judgements.JudgementStore(url) as store:
+        store.import_judgements("toy", [(qid, "d11", 3, "llm:judge", None, "on topic")])
+        store.set_tags("toy", {qid: ["typed"]})
+    assert cli.main([*args, "--qrels-db", url, "--corpus", "toy"]) == 0
+    people = json.loads(out.read_text())
+    assert people["dataset"].endswith("people only)") and people["query_tags"] == {qid: ["typed"]}
+    assert cli.main([*args, "--qrels-db", url, "--corpus", "toy", "--llm-judge", "llm:judge"]) == 0
+    filled = json.loads(out.read_text())
+    assert filled["dataset"].endswith("people, the LLM filling gaps)")
+    assert filled["methods"]["fake-overlap"]["metrics"] != people["methods"]["fake-overlap"]["metrics"]
+    assert cli.main([*args, "--qrels-db", url, "--corpus", "toy", "--llm-judge", "llm:nobody"]) == 2
+    assert cli.main([*args, "--llm-judge", "llm:judge"]) == 2  # without --qrels-db
+
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
