@@ -267,7 +267,8 @@ class LocalJudgeBackend:
         self.llm.load()
 
     def describe(self) -> str:
-        return self.llm.describe().replace("yes/no probability x 10", "most likely grade 0-3")
+        name = self.llm.describe().split(" (")[0]
+        return f"{name} (offline; the most likely next-token grade 0-3; a small model: check it against people)"
 
     def params(self) -> dict[str, Any]:
         return {"scoring": "argmax_next_token_0_3", "system": LOCAL_JUDGE_SYSTEM}
