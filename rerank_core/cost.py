@@ -219,6 +219,13 @@ def cost_per_1000(
 # budgets
 
 
+def dollars_text(value: float) -> str:
+    """``$0.0042``; a small amount keeps two significant digits (``$0.000028``), never a bare ``$0.0000``."""
+    if value == 0 or abs(value) >= 0.001:
+        return f"${value:.4f}"
+    return f"${value:.2g}" if abs(value) < 1e-6 else f"${value:.6f}".rstrip("0")
+
+
 class BudgetExceeded(RerankError):
     """A run would go over its dollar or time budget; it stops before spending more."""
 
@@ -259,7 +266,7 @@ class CostMeter:
         self._per_method: dict[str, tuple[int, float, float]] = {}  # queries, dollars, seconds
 
     def _stop(self, method: str, what: str) -> BudgetExceeded:
-        spent = f"${self.dollars:.4f} and {self.seconds:.1f} s spent so far"
+        spent = f"{dollars_text(self.dollars)} and {self.seconds:.1f} s spent so far"
         return BudgetExceeded(
             f"the run stopped before {method}'s next query: {what} ({spent})",
             hint="raise the budget, evaluate fewer queries (--max-queries) or choose a cheaper method",
@@ -272,7 +279,7 @@ class CostMeter:
         if self.budget.dollars is not None and self.dollars + dollars / n > self.budget.dollars:
             raise self._stop(
                 method,
-                f"at about ${dollars / n:.4f} a query it would pass the ${self.budget.dollars:g} budget",
+                f"at about {dollars_text(dollars / n)} a query it would pass the ${self.budget.dollars:g} budget",
             )
         if self.budget.seconds is not None and self.seconds + seconds / n > self.budget.seconds:
             raise self._stop(

@@ -159,3 +159,10 @@ def test_an_llm_reranker_is_priced_by_the_tokens_its_server_reports(loopback, tm
     # one call per candidate, each 1 input and 1 output token
     assert cost["per_1000_queries"] == pytest.approx(1000 * depth * (2.0 + 6.0) / 1e6)
     assert cost["queries"] == 3 and cost["reason"] is None
+
+
+def test_small_amounts_are_never_shown_as_zero():
+    from rerank_core.cost import dollars_text
+
+    assert dollars_text(0) == "$0.0000" and dollars_text(2.0) == "$2.0000" and dollars_text(0.0042) == "$0.0042"
+    assert dollars_text(0.000028) == "$0.000028" and dollars_text(2.8e-9) == "$2.8e-09"
