@@ -268,7 +268,9 @@ class LocalJudgeBackend:
 
     def describe(self) -> str:
         name = self.llm.describe().split(" (")[0]
-        return f"{name} (offline; the most likely next-token grade 0-3; a small model: check it against people)"
+        return (
+            f"{name} (offline; the most likely next-token grade 0-3; a small model: check it against people)"
+        )
 
     def params(self) -> dict[str, Any]:
         return {"scoring": "argmax_next_token_0_3", "system": LOCAL_JUDGE_SYSTEM}

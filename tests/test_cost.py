@@ -164,5 +164,7 @@ def test_an_llm_reranker_is_priced_by_the_tokens_its_server_reports(loopback, tm
 def test_small_amounts_are_never_shown_as_zero():
     from rerank_core.cost import dollars_text
 
-    assert dollars_text(0) == "$0.0000" and dollars_text(2.0) == "$2.0000" and dollars_text(0.0042) == "$0.0042"
+    assert (
+        dollars_text(0) == "$0.0000" and dollars_text(2.0) == "$2.0000" and dollars_text(0.0042) == "$0.0042"
+    )
     assert dollars_text(0.000028) == "$0.000028" and dollars_text(2.8e-9) == "$2.8e-09"
