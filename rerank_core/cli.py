@@ -290,7 +290,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rerank_core.cost import Budget
     from rerank_core.errors import ConfigError
     from rerank_core.evaluation import run_evaluation, run_file_names
-    from rerank_core.progress import tqdm_progress
+    from rerank_core.progress import run_with_bar
 
     if bool(args.qrels_db) != bool(args.corpus):
         raise ConfigError(
@@ -332,11 +332,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             budget=budget,
         )
 
-    if args.no_progress:
-        report = run(None)
-    else:
-        with tqdm_progress("evaluate") as bar:
-            report = run(bar)
+    report = run_with_bar(run, "evaluate", show=not args.no_progress)
     data = report.to_json()
     try:
         output.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
@@ -434,7 +430,7 @@ def cmd_pgvector_load(args: argparse.Namespace) -> int:
     from rerank_core.corpus import load_beir
     from rerank_core.errors import ConfigError
     from rerank_core.http import safe_url
-    from rerank_core.progress import tqdm_progress
+    from rerank_core.progress import run_with_bar
     from rerank_core.retrieval.pgvector import URL_ENV, load_table
 
     url = args.url or os.environ.get(URL_ENV)
@@ -457,11 +453,7 @@ def cmd_pgvector_load(args: argparse.Namespace) -> int:
             progress=progress,
         )
 
-    if args.no_progress:
-        summary = run(None)
-    else:
-        with tqdm_progress("embedding") as bar:
-            summary = run(bar)
+    summary = run_with_bar(run, "embedding", show=not args.no_progress)
     print(
         f"{summary['documents']} documents in table {summary['table']} ({summary['dimension']}-d vectors of "
         f"{summary['model']}, {summary['index']} index; encoding {summary['encode_s']} s, total "

@@ -5,28 +5,40 @@ with :func:`rerank_core.models.resolve_model`, then loaded on ``settings.device`
 typed errors that name the model and the fix: :class:`ModelNotFound` when no copy can be found,
 :class:`BackendUnavailable` when the package is missing or the folder is not a usable model.
 
-Loaded models are kept per (location, device) so the dense retriever, the hybrid retriever and the
-late-interaction reranker share one copy. Callers must treat a returned model as read-only (no
+Loaded models are kept per (location, device, precision) so the dense retriever, the hybrid
+retriever and the late-interaction reranker share one copy per precision. Callers must treat a returned model as read-only (no
 ``max_seq_length`` changes, no training): it is shared by every user of the process. Hold
-:func:`model_lock` while encoding or tokenising with it.
+:func:`model_lock` while encoding or tokenising with it, and :func:`encoding` around ``encode``
+(it applies bf16 autocast to a bf16 model; ONNX models run as loaded).
+
+Precision (see :mod:`rerank_core.precision`): ``fp32`` and ``bf16`` load the torch model; ``onnx`` and
+``onnx-int8`` load sentence-transformers' ONNX backend (the model's own file or a cached export);
+``auto`` is resolved first, so ``auto`` and what it picks share one copy. The resolved precision is
+a plain string on the loaded model, read with :func:`encoder_precision` (for cache keys and labels).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rerank_core.config import Settings
 from rerank_core.errors import BackendUnavailable, ModelNotFound
 from rerank_core.models import ResolvedModel, resolve_model
+from rerank_core.precision import BF16, ENCODER, FP32, ONNX, ONNX_INT8, check_precision, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
 
 _INSTALL_HINT = "pip install -r requirements.txt (it pins sentence-transformers==5.7.0 and torch==2.13.0)"
 
-_shared: dict[tuple[str, str], Any] = {}
+_shared: dict[tuple[str, str, str], Any] = {}
+#: the attribute of a loaded model that holds its resolved precision
+PRECISION_ATTR = "rerank_precision"
+NOTE_ATTR = "rerank_precision_note"
 _shared_lock = threading.Lock()
 _use_locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 
@@ -47,10 +59,32 @@ def _import_sentence_transformers():
     return sentence_transformers
 
 
-def _load(resolved: ResolvedModel, device: str) -> SentenceTransformer:
+def _load(
+    resolved: ResolvedModel, device: str, precision: str = FP32, data_dir: Any = None
+) -> SentenceTransformer:
     st = _import_sentence_transformers()
+    note = ""
     try:
-        return st.SentenceTransformer(resolved.location, device=device)
+        if precision in (ONNX, ONNX_INT8):
+            from rerank_core.config import Settings
+            from rerank_core.precision import load_onnx
+
+            model, note = load_onnx(
+                st.SentenceTransformer,
+                resolved.location,
+                resolved.requested,
+                precision,
+                data_dir if data_dir is not None else Settings().data_dir,
+                is_local=resolved.is_local,
+                load_kwargs={"device": device},
+            )
+        else:
+            model = st.SentenceTransformer(resolved.location, device=device)
+        setattr(model, PRECISION_ATTR, precision)
+        setattr(model, NOTE_ATTR, note)
+        return model
+    except BackendUnavailable:
+        raise
     except Exception as exc:  # noqa: BLE001 - every load failure becomes a typed error
         detail = f"{type(exc).__name__}: {exc}"
         if not resolved.is_local:
@@ -73,27 +107,56 @@ def load_sentence_transformer(
     settings: Settings | None = None,
     *,
     shared: bool = True,
+    precision: str = FP32,
 ) -> SentenceTransformer:
-    """Resolve ``model`` and load it as a ``SentenceTransformer`` on ``settings.device``.
+    """Resolve ``model`` and load it as a ``SentenceTransformer`` on ``settings.device`` at ``precision``.
 
-    With ``shared=True`` (the default) one loaded copy per (location, device) is reused across
+    ``precision`` is one of :data:`rerank_core.precision.PRECISIONS` (``auto`` is resolved for this
+    CPU first); the loaded model carries the resolved one (:func:`encoder_precision`). With
+    ``shared=True`` (the default) one loaded copy per (location, device, precision) is reused across
     the process; treat it as read-only. Raises :class:`ModelNotFound` or
-    :class:`BackendUnavailable` with the model name and how to fix it.
+    :class:`BackendUnavailable` with the model name and how to fix it (also when an ONNX export
+    fails: the model never silently runs another precision).
     """
     settings = settings or Settings()
     if not model or not str(model).strip():
         raise ModelNotFound(str(model), [], hint="give a model id or a local model folder.")
+    choice = resolve(check_precision("encoder", precision), ENCODER)
     resolved = resolve_model(str(model), settings.models_dir)
     device = settings.device or "cpu"
+    found: Any
     if not shared:
-        return _load(resolved, device)
-    key = (resolved.location, device)
-    with _shared_lock:
-        found = _shared.get(key)
-        if found is None:
-            found = _load(resolved, device)
-            _shared[key] = found
-        return found
+        found = _load(resolved, device, choice.precision, settings.data_dir)
+    else:
+        key = (resolved.location, device, choice.precision)
+        with _shared_lock:
+            found = _shared.get(key)
+            if found is None:
+                found = _load(resolved, device, choice.precision, settings.data_dir)
+                _shared[key] = found
+    return found
+
+
+def encoder_precision(model: Any) -> str:
+    """The precision a model from :func:`load_sentence_transformer` runs at (``fp32``, ``bf16``, ``onnx``, ...)."""
+    return str(getattr(model, PRECISION_ATTR, FP32))
+
+
+def encoder_precision_note(model: Any) -> str:
+    """Which ONNX file runs (own file or cached export), or "" for torch models."""
+    return str(getattr(model, NOTE_ATTR, ""))
+
+
+@contextlib.contextmanager
+def encoding(model: Any) -> Iterator[None]:
+    """Hold around ``model.encode``: bf16 autocast for a bf16 model, nothing otherwise."""
+    if encoder_precision(model) != BF16:
+        yield
+        return
+    import torch
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        yield
 
 
 def model_lock(model: Any) -> threading.RLock:

@@ -27,9 +27,12 @@ next call tries again). ``progress(done, total, message)`` may raise
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +42,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from rerank_core.compare import Comparison
 from rerank_core.config import Settings
 from rerank_core.errors import RerankError
+from rerank_core.fileio import folder_lock
 from rerank_core.progress import Cancelled, ProgressFn, report
 from rerank_core.registry import create_reranker, create_retriever, method_info, method_key, retriever_class
 from rerank_core.rerankers.base import Reranker
@@ -73,17 +77,11 @@ class _Cell(Generic[T]):
 
 
 class ShadowSink(Protocol):
-    """Where fresh results are recorded (``JudgementStore.log_results`` fits)."""
+    """Where fresh results are recorded: ``JudgementStore.log_results`` (corpus id, query text, the
+    results, and keywords ``first_stage`` and ``depth``)."""
 
     def log_results(
-        self,
-        corpus_id: str,
-        query_text: str,
-        results: Sequence[RerankResult],
-        *,
-        first_stage: str = "",
-        depth: int = 0,
-        top_n: int = 10,
+        self, corpus_id: str, query_text: str, results: Sequence[RerankResult], **where: Any
     ) -> int: ...
 
 
@@ -178,24 +176,57 @@ class Runtime:
         if not cls.needs_index:
             return create_retriever(spec, settings).build(corpus, progress)
         directory = index_dir(settings, corpus, key)
-        t0 = time.perf_counter()
-        if (directory / "meta.json").is_file():
-            try:
-                loaded = cls.load(directory, corpus, settings)
-                loaded.build_s = time.perf_counter() - t0
-                loaded.loaded_from = str(directory)  # type: ignore[attr-defined]
-                return loaded
-            except Cancelled:
-                raise
-            except Exception:  # noqa: BLE001 - a damaged or stale index is rebuilt below
-                shutil.rmtree(directory, ignore_errors=True)
-        retriever = create_retriever(spec, settings).build(corpus, progress)
+        loaded = self._load_saved(cls, directory, corpus, settings)
+        if loaded is not None:
+            return loaded
         try:
-            retriever.save(directory)
-        except Exception as exc:  # noqa: BLE001 - an unsaved index still works for this process
-            retriever.save_problem = f"the index could not be saved in {directory}: {exc}"  # type: ignore[attr-defined]
-            shutil.rmtree(directory, ignore_errors=True)
+            directory.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # an unwritable data directory: built in memory below, and said so
+        # another process building the same index: wait for it, then load what it saved
+        with folder_lock(directory.parent) if directory.parent.is_dir() else contextlib.nullcontext():
+            loaded = self._load_saved(cls, directory, corpus, settings)
+            if loaded is not None:
+                return loaded
+            retriever = create_retriever(spec, settings).build(corpus, progress)
+            self._save(retriever, directory)
         return retriever
+
+    @staticmethod
+    def _load_saved(
+        cls: type[Retriever], directory: Path, corpus: Corpus, settings: Settings
+    ) -> Retriever | None:
+        """The index saved in ``directory``, or None (a damaged or stale one is removed, to be rebuilt)."""
+        if not (directory / "meta.json").is_file():
+            return None
+        t0 = time.perf_counter()
+        try:
+            loaded = cls.load(directory, corpus, settings)
+        except Cancelled:
+            raise
+        except Exception:  # noqa: BLE001 - a damaged or stale index is rebuilt
+            shutil.rmtree(directory, ignore_errors=True)
+            return None
+        loaded.build_s = time.perf_counter() - t0
+        loaded.loaded_from = str(directory)  # type: ignore[attr-defined]
+        return loaded
+
+    @staticmethod
+    def _save(retriever: Retriever, directory: Path) -> None:
+        """Save into a new folder, then rename it into place: a reader never sees half an index."""
+        tmp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            retriever.save(tmp)
+            if directory.exists():  # saved meanwhile by a process that did not take the lock
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                os.replace(tmp, directory)
+        except Exception as exc:  # noqa: BLE001 - an unsaved index still works for this process
+            retriever.save_problem = (  # type: ignore[attr-defined]
+                f"the index could not be saved in {directory.parent} ({exc}); it is kept in memory until the "
+                "server restarts. Set RERANK_DATA_DIR to a writable folder with free space to keep it."
+            )
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _hybrid_from_parts(
         self, parsed: MethodSpec, corpus: Corpus, settings: Settings, progress: ProgressFn | None
@@ -408,8 +439,10 @@ class Runtime:
         """What building ``spec`` for ``corpus`` would still have to do (cheap: no model is loaded)."""
         info = method_info(spec)
         if info.is_first_stage:
-            if self.first_stage_ready(spec, corpus, settings) is not None:
-                return Status(spec, "ready", "in memory")
+            live = self.first_stage_ready(spec, corpus, settings)
+            if live is not None:
+                problem = getattr(live, "save_problem", None)
+                return Status(spec, "ready", f"in memory only: {problem}" if problem else "in memory")
             if not info.needs_index:
                 return Status(spec, "none", "no local index")
             if info.name == "hybrid" and _plain_hybrid(settings):

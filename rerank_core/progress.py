@@ -10,8 +10,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 ProgressFn = Callable[[int, int, str], None]
+T = TypeVar("T")
 
 
 class Cancelled(Exception):
@@ -42,3 +44,11 @@ def tqdm_progress(desc: str, total: int | None = None) -> Iterator[ProgressFn]:
         yield update
     finally:
         bar.close()
+
+
+def run_with_bar(work: Callable[[ProgressFn | None], T], desc: str, show: bool = True) -> T:
+    """``work(progress)`` with a tqdm bar on stderr, or ``work(None)`` when ``show`` is off."""
+    if not show:
+        return work(None)
+    with tqdm_progress(desc) as bar:
+        return work(bar)

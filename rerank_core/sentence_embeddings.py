@@ -17,8 +17,15 @@ import numpy as np
 
 from rerank_core.artifacts import EmbeddingCache, embedding_cache, encoder_identity, text_key
 from rerank_core.config import Settings
-from rerank_core.encoders import load_sentence_transformer, model_lock, short_model_name
+from rerank_core.encoders import (
+    encoder_precision,
+    encoding,
+    load_sentence_transformer,
+    model_lock,
+    short_model_name,
+)
 from rerank_core.models import resolve_model
+from rerank_core.precision import DEFAULT_PRECISION
 from rerank_core.progress import ProgressFn, report
 
 #: texts embedded between two progress reports (and written to the cache as one shard)
@@ -35,13 +42,14 @@ class SentenceEncoder:
         *,
         normalize: bool = True,
         batch_size: int = 32,
-        precision: str = "fp32",
+        precision: str | None = None,
     ) -> None:
         self.model_name = model
         self.settings = settings
         self.normalize = normalize
         self.batch_size = batch_size
-        self.precision = precision
+        self.requested_precision = precision
+        self.precision = ""  # the precision that runs (``auto`` resolved), once loaded
         self.model: Any = None
         self.max_length = 512
         self.cache: EmbeddingCache | None = None
@@ -57,7 +65,10 @@ class SentenceEncoder:
     def load(self) -> SentenceEncoder:
         if self.model is None:
             location = resolve_model(self.model_name, self.settings.models_dir).location
-            model = load_sentence_transformer(self.model_name, self.settings)
+            model = load_sentence_transformer(
+                self.model_name, self.settings, precision=self.requested_precision or DEFAULT_PRECISION
+            )
+            self.precision = encoder_precision(model)
             self.max_length = int(model.max_seq_length or 512)
             identity = encoder_identity(
                 location, self.precision, normalize=self.normalize, max_length=self.max_length
@@ -79,7 +90,7 @@ class SentenceEncoder:
     def encode(self, texts: list[str]) -> tuple[np.ndarray, list[bool]]:
         """Embed ``texts`` now (no cache): float32 rows, and whether each text was cut at max length."""
         self.load()
-        with model_lock(self.model):
+        with model_lock(self.model), encoding(self.model):
             vectors = self.model.encode(
                 texts,
                 batch_size=self.batch_size,

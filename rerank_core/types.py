@@ -245,6 +245,24 @@ class MethodInfo:
     def is_first_stage(self) -> bool:
         return self.kind == FIRST_STAGE_KIND
 
+    @classmethod
+    def of(cls, backend: type, kind: str, **extra: object) -> MethodInfo:
+        """The metadata a backend class declares in its class attributes (``title``, ``description``,
+        ``scale``, ``hosted``, ``offline``, ``default_model``, ``secrets``, ``reads``)."""
+        return cls(
+            name=backend.name,  # type: ignore[attr-defined]
+            kind=kind,
+            title=getattr(backend, "title", "") or backend.name,  # type: ignore[attr-defined]
+            description=getattr(backend, "description", ""),
+            scale=backend.scale,  # type: ignore[attr-defined]
+            hosted=bool(getattr(backend, "hosted", False)),
+            offline=bool(getattr(backend, "offline", True)),
+            default_model=getattr(backend, "default_model", None),
+            secrets=tuple(getattr(backend, "secrets", ())),
+            reads=tuple(getattr(backend, "reads", ())),
+            **extra,  # type: ignore[arg-type]
+        )
+
 
 @dataclass(frozen=True)
 class MethodSpec:

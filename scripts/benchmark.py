@@ -1,6 +1,7 @@
 """Latency benchmark: every method on the same 50 BM25 candidates of Cranfield queries.
 
     python scripts/benchmark.py [--queries 8] [--methods bm25,cross-encoder,...] [--candidates 50]
+    python scripts/benchmark.py --precision fp32,bf16,onnx-int8,auto --json FILE [--ndcg-queries N]
 
 What it measures, per method (the first stage included as ``bm25``):
 
@@ -21,7 +22,21 @@ Models whose weights are not on the machine are replaced by a random-weight copy
 architecture with the real bert-base-uncased WordPiece vocabulary (from the packaged MiniLM), so
 the token counts, and with them the latency, are those of the real model; their scores mean
 nothing, and the row says "random weights, real architecture". Copies are built once under
-``<data_dir>/bench-models``. The table at the end is Markdown, ready for the README.
+``<data_dir>/bench-models``; a copy of a model whose real file is int8 (FlashRank's) is quantised
+the same way. The table at the end is Markdown, ready for the README.
+
+With ``--precision`` the script measures every method at every listed precision on the same
+candidates in one run (fp32 is always measured, as the reference): all precisions of a method are
+loaded side by side and timed query by query in turn (rotating which goes first), so the ratios
+come from the same moments of the machine. Per method and precision: model load (an ONNX export or
+quantisation made now is part of it, and said so), p50/p95 query latency, speed-up against fp32,
+agreement of the scores with fp32 (Spearman per query, averaged, and the overlap of the top 10),
+for the encoder methods the time to encode the documents (``prepare``, the corpus encoding), and
+for models with real weights nDCG@10 on the judged queries (``--ndcg-queries``, default all). For
+the cross-encoder and FlashRank the library's own ranking call on the fp32 (FlashRank: shipped)
+model is timed alongside, as the path before length bucketing. ``--json FILE`` writes
+``{"methods": {NAME: {PRECISION: {"p50_ms", "p95_ms", "speedup_vs_fp32", "spearman_vs_fp32",
+"ndcg10", ...}}}, "cpu": {"flags": [...]}, ...}`` (``ndcg10`` is null where the weights are random).
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ import argparse
 import contextlib
 import gc
 import io
+import json
 import os
 import platform
 import statistics
@@ -141,7 +157,7 @@ def random_copy(model_id: str, bench_dir: Path) -> tuple[Path, float]:
     """Folder of a random-weight copy of ``model_id`` (built once) and the seconds building took now."""
     import tiny_models
 
-    safe = model_id.replace("/", "--")
+    safe = model_id.replace("/", "--") + ("-int8" if tiny_models.REAL_MODELS[model_id].int8 else "")
     target = bench_dir / safe
     done = target / ".bench-complete"
     model_dir = target / model_id if tiny_models.REAL_MODELS[model_id].kind == "flashrank" else target
@@ -177,7 +193,7 @@ def make_reranker(
     log(f"  {spec}: weights not on this machine; building a random-weight copy of {model}")
     folder, row.copy_build_s = random_copy(model, bench_dir)
     reranker = create_reranker(MethodSpec(spec.name, str(folder)), settings, **options)
-    row.weights = RANDOM_LABEL
+    row.weights = RANDOM_LABEL + (" (int8 like the real file)" if tiny_models.REAL_MODELS[model].int8 else "")
     row.label = f"{spec.name} {model}"
     try:
         row.load_s = reranker.load()
@@ -346,12 +362,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--data", type=Path, default=ROOT.parent / "shared" / "data" / "cranfield", help="a BEIR folder"
     )
     parser.add_argument("--config", help="settings file (models_dir, data_dir, ...)")
+    parser.add_argument(
+        "--precision",
+        help="comma-separated precisions to compare, e.g. fp32,bf16,onnx-int8,auto (fp32 is always measured)",
+    )
+    parser.add_argument("--json", type=Path, help="with --precision: write the figures to this JSON file")
+    parser.add_argument(
+        "--ndcg-queries",
+        type=int,
+        default=None,
+        help="with --precision: judged queries for nDCG@10 of real-weight models (default: all)",
+    )
     args = parser.parse_args(argv)
     if args.queries < 1 or args.candidates < 1:
         parser.error("--queries and --candidates must be at least 1")
+    if args.json and not args.precision:
+        parser.error("--json goes with --precision")
     settings = load_settings(args.config)
     bench_dir = Path(settings.data_dir).resolve() / "bench-models"
     bench_dir.mkdir(parents=True, exist_ok=True)
+    if args.precision:
+        from rerank_core.precision import PRECISIONS
+
+        wanted = [p.strip() for p in args.precision.split(",") if p.strip()]
+        bad = [p for p in wanted if p not in PRECISIONS]
+        if bad:
+            parser.error(f"unknown precision(s) {', '.join(bad)}; choose from {', '.join(PRECISIONS)}")
+        return precision_main(args, settings, bench_dir, ["fp32"] + [p for p in wanted if p != "fp32"])
 
     import torch
 
@@ -427,6 +464,265 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(speedup_line)
     return 0
+
+
+# -- precision comparison -----------------------------------------------------------------------------
+ENCODER_METHODS = ("bi-encoder", "late-interaction")
+BASELINE_METHODS = ("cross-encoder", "flashrank")
+
+
+@dataclass
+class Entry:
+    """One method at one precision, loaded and measured."""
+
+    precision: str
+    reranker: Reranker | None = None
+    row: Row = field(default_factory=lambda: Row(""))
+    error: str | None = None
+    prepare_s: float | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+    scores: dict[str, list[float]] = field(default_factory=dict)  # query id -> scores in candidate order
+    rankings: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _scores_in_order(result, cands: Sequence[Candidate]) -> list[float]:
+    by_id = {it.doc_id: it.score for it in result.items}
+    return [by_id[c.doc_id] for c in cands]
+
+
+def _agreement(ref: Entry, other: Entry) -> tuple[float | None, float | None, float | None]:
+    """(mean Spearman, min Spearman, mean top-10 overlap) over the queries both scored."""
+    from scipy.stats import spearmanr
+
+    common = [q for q in ref.scores if q in other.scores]
+    if not common:
+        return None, None, None
+    rhos, overlaps = [], []
+    for q in common:
+        a, b = np.asarray(ref.scores[q]), np.asarray(other.scores[q])
+        rho = 1.0 if np.array_equal(a, b) else float(spearmanr(a, b).statistic)
+        rhos.append(rho if np.isfinite(rho) else 0.0)
+        top_a, top_b = set(ref.rankings[q][:10]), set(other.rankings[q][:10])
+        overlaps.append(len(top_a & top_b) / max(1, min(10, len(top_a))))
+    return float(np.mean(rhos)), float(np.min(rhos)), float(np.mean(overlaps))
+
+
+def precision_main(args, settings: Settings, bench_dir: Path, precisions: list[str]) -> int:
+    import torch
+
+    from rerank_core.metrics import ndcg_at_k
+    from rerank_core.precision import cpu_support
+
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    log(f"loading {args.data} and building BM25 ...")
+    dataset, bm25, queries = load_inputs(args.data, args.queries, args.candidates, settings)
+    if len(queries) < 2:
+        log(f"error: fewer than 2 queries of {dataset.name} have {args.candidates} BM25 candidates")
+        return 2
+    timed_queries = queries[1:]
+    judged = []
+    for qid in dataset.judged_query_ids[: args.ndcg_queries]:
+        cands, _ = bm25.candidates(dataset.queries[qid], args.candidates)
+        if cands:
+            judged.append((qid, dataset.queries[qid], cands))
+    methods = [m.strip() for m in args.methods.split(",") if m.strip() and m.strip() != "bm25"]
+    out: dict = {
+        "methods": {},
+        "baselines": {},
+        "cpu": {
+            "flags": cpu_support().reported,
+            "model": _cpu_model(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        },
+        "run": {
+            "dataset": dataset.name,
+            "candidates": args.candidates,
+            "timed_queries": len(timed_queries),
+            "ndcg_queries": len(judged),
+            "precisions": precisions,
+            "torch": torch.__version__,
+        },
+    }
+    for spec_text in methods:
+        spec = MethodSpec.parse(spec_text)
+        log(f"{spec}: loading {', '.join(precisions)} ...")
+        entries = [_load_entry(spec, p, settings, bench_dir) for p in precisions]
+        live = [e for e in entries if e.reranker is not None]
+        real = bool(live) and live[0].row.weights == "real"
+        if spec.name in ENCODER_METHODS:
+            docs = {c.doc_id: dataset.corpus.get(c.doc_id) for _, _, cs in queries + judged for c in cs}
+            sub = Corpus(docs.values(), name="candidates")
+            for e in live:
+                log(f"  {spec}@{e.precision}: encoding {len(sub)} documents ...")
+                t0 = time.perf_counter()
+                e.reranker.prepare(sub)  # type: ignore[union-attr]
+                e.prepare_s = time.perf_counter() - t0
+        _, wq, wc = queries[0]
+        for e in live:
+            warm = e.reranker.rerank(wq, wc)  # type: ignore[union-attr]
+            if warm.error is not None:
+                e.error, e.reranker = str(warm.error), None
+            else:
+                e.row.warmup_ms = warm.latency_ms
+        live = [e for e in live if e.reranker is not None]
+        baseline = None
+        if spec.name in BASELINE_METHODS and live:
+            direct = direct_call(live[0].reranker)  # type: ignore[arg-type]
+            if direct is not None:
+                baseline = (direct[0], direct[1], [])
+                direct[1](wq, wc)
+        log(f"  {spec}: {len(timed_queries)} timed queries, precisions in turn ...")
+        for i, (qid, query, cands) in enumerate(timed_queries):
+            steps: list = [(e, None) for e in live] + ([(None, baseline)] if baseline else [])
+            shift = i % len(steps) if steps else 0
+            for e, base in steps[shift:] + steps[:shift]:
+                if base is not None:
+                    base[2].append(timed(lambda q=query, c=cands, f=base[1]: f(q, c)))
+                    continue
+                result = e.reranker.rerank(query, cands)
+                if result.error is not None:
+                    e.error = str(result.error)
+                    continue
+                e.latencies_ms.append(result.latency_ms)
+                e.scores[qid] = _scores_in_order(result, cands)
+                e.rankings[qid] = result.ids
+        ndcg: dict[str, float | None] = {e.precision: None for e in entries}
+        if real and judged:
+            log(f"  {spec}: nDCG@10 on {len(judged)} judged queries ...")
+            for e in live:
+                values = []
+                for qid, query, cands in judged:
+                    result = e.reranker.rerank(query, cands)  # type: ignore[union-attr]
+                    if result.error is None:
+                        values.append(ndcg_at_k(result.ids, dataset.qrels.get(qid, {}), 10))
+                        e.scores.setdefault(qid, _scores_in_order(result, cands))
+                        e.rankings.setdefault(qid, result.ids)
+                ndcg[e.precision] = float(np.mean(values)) if values else None
+        ref = next((e for e in entries if e.precision == "fp32" and e.reranker is not None), None)
+        ref_p50 = statistics.median(ref.latencies_ms) if ref and ref.latencies_ms else None
+        ref_prepare = ref.prepare_s if ref else None
+        base_p50 = statistics.median(baseline[2]) if baseline and baseline[2] else None
+        table: dict = {}
+        for e in entries:
+            if e.reranker is None or not e.latencies_ms:
+                table[e.precision] = {
+                    "p50_ms": None,
+                    "p95_ms": None,
+                    "speedup_vs_fp32": None,
+                    "spearman_vs_fp32": None,
+                    "ndcg10": None,
+                    "error": e.error or e.row.error or "did not run",
+                }
+                continue
+            lat = latency_summary(e.latencies_ms)
+            rho, rho_min, top10 = _agreement(ref, e) if ref else (None, None, None)
+            item = {
+                "p50_ms": round(lat["p50"], 2),
+                "p95_ms": round(lat["p95"], 2),
+                "speedup_vs_fp32": round(ref_p50 / lat["p50"], 3) if ref_p50 else None,
+                "spearman_vs_fp32": None if rho is None else round(rho, 5),
+                "ndcg10": None if ndcg.get(e.precision) is None else round(float(ndcg[e.precision] or 0), 5),
+                "resolved": e.reranker.precision,
+                "spearman_min_vs_fp32": None if rho_min is None else round(rho_min, 5),
+                "top10_overlap_vs_fp32": None if top10 is None else round(top10, 4),
+                "load_s": round(e.row.load_s or 0.0, 3),
+                "warmup_ms": round(e.row.warmup_ms or 0.0, 1),
+                "weights": e.row.weights,
+                "notes": [n for n in (e.reranker.rerank(wq, wc[:1]).notes or ()) if "cut at" not in n],
+            }
+            if base_p50:
+                item["speedup_vs_library_call"] = round(base_p50 / lat["p50"], 3)
+            if e.prepare_s is not None:
+                n_docs = len({c.doc_id for _, _, cs in queries + judged for c in cs})
+                item["encode_ms_per_doc"] = round(e.prepare_s / n_docs * 1e3, 3)
+                item["encode_speedup_vs_fp32"] = round(ref_prepare / e.prepare_s, 3) if ref_prepare else None
+            table[e.precision] = item
+        out["methods"][str(spec)] = table
+        if baseline and baseline[2]:
+            b = latency_summary(baseline[2])
+            out["baselines"][str(spec)] = {
+                "call": baseline[0],
+                "on": live[0].precision,
+                "p50_ms": round(b["p50"], 2),
+                "p95_ms": round(b["p95"], 2),
+            }
+        del entries, live
+        gc.collect()
+    load_after = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    out["run"]["load_average"] = {"before": list(load_before), "after": list(load_after)}
+    print(precision_markdown(out))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        log(f"wrote {args.json}")
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load_entry(spec: MethodSpec, precision: str, settings: Settings, bench_dir: Path) -> Entry:
+    entry = Entry(precision, row=Row(f"{spec}@{precision}"))
+    try:
+        entry.reranker = make_reranker(spec, settings, bench_dir, entry.row, precision=precision)
+    except RerankError as exc:
+        entry.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one broken precision must not stop the benchmark
+        entry.error = f"failed: {type(exc).__name__}: {exc}"
+    if entry.reranker is None and entry.error is None:
+        entry.error = entry.row.error
+    return entry
+
+
+def precision_markdown(out: dict) -> str:
+    cpu = out["cpu"]
+    run = out["run"]
+    lines = [
+        f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or 'none of note'}; "
+        f"torch {run['torch']} with {cpu['torch_threads']} threads; {run['dataset']} BM25 top "
+        f"{run['candidates']}, {run['timed_queries']} timed queries (+1 warm-up), nDCG@10 on "
+        f"{run['ndcg_queries']} judged queries for real-weight models; load average "
+        f"{run.get('load_average', {}).get('before', ['?'])[0]:.2f} before, "
+        f"{run.get('load_average', {}).get('after', ['?'])[0]:.2f} after.",
+        "",
+        "| method | precision | ran as | p50 ms | p95 ms | x fp32 | x library call | Spearman vs fp32 (min) "
+        "| top-10 overlap | nDCG@10 | encode ms/doc (x fp32) | load s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, table in out["methods"].items():
+        for prec, e in table.items():
+            if e.get("p50_ms") is None:
+                lines.append(
+                    f"| {name} | {prec} | – | – | – | – | – | – | – | – | – | {e.get('error', '')[:120]} |"
+                )
+                continue
+            enc = "–"
+            if e.get("encode_ms_per_doc") is not None:
+                enc = f"{e['encode_ms_per_doc']:.1f} ({e.get('encode_speedup_vs_fp32') or 0:.2f}x)"
+            rho = (
+                "–"
+                if e["spearman_vs_fp32"] is None
+                else f"{e['spearman_vs_fp32']:.4f} ({e['spearman_min_vs_fp32']:.4f})"
+            )
+            lines.append(
+                f"| {name} | {prec} | {e['resolved']} | {e['p50_ms']:,.1f} | {e['p95_ms']:,.1f} | "
+                f"{fmt(e['speedup_vs_fp32'], 2, 'x')} | {fmt(e.get('speedup_vs_library_call'), 2, 'x')} | {rho} | "
+                f"{fmt(e['top10_overlap_vs_fp32'], 2)} | {fmt(e['ndcg10'], 4)} | {enc} | {e['load_s']:.1f} |"
+            )
+    for name, b in out.get("baselines", {}).items():
+        lines.append("")
+        lines.append(
+            f"{name}: the library call ({b['call']}, {b['on']}) p50 {b['p50_ms']:,.1f} ms, p95 {b['p95_ms']:,.1f} ms."
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

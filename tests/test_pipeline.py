@@ -245,3 +245,41 @@ def test_evaluation_takes_the_same_path(corpus, settings):
     assert runtime.first_stage_ready("bm25", corpus, settings) is not None
     assert runtime.reranker(spec, settings).loaded
     shutil.rmtree(settings.data_dir, ignore_errors=True)
+
+
+def test_two_processes_building_one_index_build_it_once(corpus, settings, monkeypatch):
+    """Separate runtimes (as separate server processes) on one data directory: the folder lock makes the
+    second wait and load what the first saved."""
+    builds = []
+    original = BM25Retriever._build
+    monkeypatch.setattr(
+        BM25Retriever, "_build", lambda self, c, p: (builds.append(1), original(self, c, p))[1]
+    )
+    found, errors = [], []
+
+    def serve():
+        try:
+            found.append(Runtime().first_stage("bm25", corpus, settings).search("cat", 3))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=serve) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and builds == [1] and found[0] == found[1] == found[2]
+    assert not list(index_dir(settings, corpus, method_key("bm25", settings)).parent.glob(".*.tmp"))
+
+
+def test_an_unwritable_data_directory_keeps_the_index_in_memory_and_says_so(corpus, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    settings = Settings(data_dir=blocker)
+    runtime = Runtime()
+    retriever = runtime.first_stage("bm25", corpus, settings)
+    assert retriever.search("cat", 2)  # it works
+    status = runtime.status("bm25", corpus, settings)
+    assert (
+        status.state == "ready" and "in memory only" in status.detail and "RERANK_DATA_DIR" in status.detail
+    )

@@ -94,11 +94,31 @@ def _late_interaction(request) -> Reranker:
     return create_reranker("late-interaction", settings_for(request))
 
 
-def _bi_encoder(request) -> Reranker:
+def _bi_encoder(request, **options) -> Reranker:
     from tiny_bi_encoder import tiny_bi_encoder_once
 
     path = tiny_bi_encoder_once(request.getfixturevalue("tmp_path_factory"))
-    return create_reranker(MethodSpec("bi-encoder", str(path)), settings_for(request))
+    return create_reranker(MethodSpec("bi-encoder", str(path)), settings_for(request), **options)
+
+
+def _late_interaction_tiny(request, **options) -> Reranker:
+    from tiny_bi_encoder import tiny_bi_encoder_once
+
+    path = tiny_bi_encoder_once(request.getfixturevalue("tmp_path_factory"))
+    return create_reranker(MethodSpec("late-interaction", str(path)), settings_for(request), **options)
+
+
+def _tiny_cross_encoder(fixture: str, **options) -> Callable[[pytest.FixtureRequest], Reranker]:
+    def make(request) -> Reranker:
+        path = request.getfixturevalue(fixture)
+        return create_reranker(MethodSpec("cross-encoder", str(path)), settings_for(request), **options)
+
+    return make
+
+
+def _flashrank_int8(request) -> Reranker:
+    cache_dir, name = request.getfixturevalue("tiny_flashrank_int8_cache")
+    return create_reranker(MethodSpec("flashrank", name), settings_for(request), cache_dir=str(cache_dir))
 
 
 def _overlap(query: str, text: str) -> int:
@@ -198,7 +218,45 @@ CASES: list = [
     pytest.param(Case("colbert", _colbert), id="colbert"),
     pytest.param(Case("flashrank", _flashrank), id="flashrank"),
     pytest.param(Case("late-interaction", _late_interaction), id="late-interaction", marks=pytest.mark.slow),
+    # each precision where it applies (tiny models; the precision the result reports is checked too)
+    pytest.param(
+        Case("cross-encoder", lambda r: _cross_encoder(r, precision="bf16")), id="cross-encoder-bf16"
+    ),
+    pytest.param(
+        Case("cross-encoder", lambda r: _cross_encoder(r, precision="onnx")), id="cross-encoder-onnx"
+    ),
+    pytest.param(
+        Case("cross-encoder", lambda r: _cross_encoder(r, precision="onnx-int8")),
+        id="cross-encoder-onnx-int8",
+    ),
+    pytest.param(
+        Case("cross-encoder", _tiny_cross_encoder("tiny_qwen3_reranker_dir")), id="cross-encoder-qwen3"
+    ),
+    pytest.param(
+        Case("cross-encoder", _tiny_cross_encoder("tiny_qwen3_reranker_dir", precision="bf16")),
+        id="cross-encoder-qwen3-bf16",
+    ),
+    pytest.param(
+        Case("cross-encoder", _tiny_cross_encoder("tiny_modernbert_dir")), id="cross-encoder-modernbert"
+    ),
+    pytest.param(
+        Case("cross-encoder", _tiny_cross_encoder("tiny_xlmr_dir", precision="onnx-int8")),
+        id="cross-encoder-xlmr-onnx-int8",
+    ),
+    pytest.param(Case("bi-encoder", lambda r: _bi_encoder(r, precision="bf16")), id="bi-encoder-bf16"),
+    pytest.param(
+        Case("bi-encoder", lambda r: _bi_encoder(r, precision="onnx-int8")), id="bi-encoder-onnx-int8"
+    ),
+    pytest.param(
+        Case("late-interaction", lambda r: _late_interaction_tiny(r, precision="onnx-int8")),
+        id="late-interaction-tiny-onnx-int8",
+    ),
+    pytest.param(Case("colbert", lambda r: _colbert(r, precision="bf16")), id="colbert-bf16"),
+    pytest.param(Case("flashrank", _flashrank_int8), id="flashrank-int8"),
 ]
+
+# the precision each backend reports when none is asked for ("" = not a local model)
+_DEFAULT_PRECISION = {"flashrank": "onnx", "llm": "", "cohere": ""}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -214,6 +272,17 @@ def test_reranker_contract(case: Case, request):
     assert first.available and not first.fallback
     assert isinstance(first.scale, ScoreScale) and first.scale == reranker.scale
     assert first.method == reranker.method_name
+    # the precision it ran at: the one asked for, else the default; never a precision that did not run
+    asked = reranker.options.get("precision")
+    from rerank_core.registry import method_info
+
+    local_default = "" if method_info(case.id).hosted and case.id != "llm" else "fp32"
+    expected = asked if asked not in (None, "auto") else _DEFAULT_PRECISION.get(case.id, local_default)
+    if case.id == "flashrank" and reranker.model_dir is not None:
+        from rerank_core.precision import is_int8_graph
+
+        expected = "onnx-int8" if is_int8_graph(next(reranker.model_dir.glob("*.onnx"))) else "onnx"
+    assert first.precision == expected == reranker.precision
 
     # one score per candidate, ids preserved: a permutation of the input ids
     assert len(first.items) == len(cands)

@@ -10,7 +10,16 @@ library's own loader expects:
   ``artifact.metadata`` written by colbert-ai's ``ColBERTConfig.save_for_checkpoint``, loadable by
   ``RAGPretrainedModel.from_pretrained``;
 - :func:`build_tiny_flashrank`: a one-logit BERT exported to ONNX under the file name FlashRank
-  expects, in ``<cache_dir>/<model_name>/`` with the tokenizer and config files FlashRank reads.
+  expects, in ``<cache_dir>/<model_name>/`` with the tokenizer and config files FlashRank reads
+  (``int8=True`` quantises it, as FlashRank's real files are);
+- :func:`build_tiny_qwen3_reranker`: a ``Qwen3ForCausalLM`` with a byte-level BPE tokenizer that
+  has the chat tokens of Qwen3-Reranker's prompt and "yes"/"no" as single tokens;
+- :func:`build_tiny_modernbert_cross_encoder`: a ``ModernBertForSequenceClassification``
+  (gte-reranker-modernbert's layout) with a [CLS]/[SEP] tokenizer;
+- :func:`build_tiny_xlmr_cross_encoder`: an ``XLMRobertaForSequenceClassification``
+  (bge-reranker-v2-m3's layout) with a unigram tokenizer using ``<s>``/``</s>`` as XLM-R does;
+- :func:`build_tiny_remote_code_cross_encoder`: a classifier that ships its own model code
+  (``auto_map``), as jina-reranker-v2 does, to exercise the ``trust_remote_code`` opt-in.
 
 The ``build_random_*`` functions build random-weight copies of the REAL architectures (MiniLM-L6-H384
 cross-encoder, TinyBERT-L2-H128 FlashRank model, ColBERTv2 = BERT-base with a 128-dim projection):
@@ -271,8 +280,13 @@ def build_random_flashrank(
     init_std: float = 0.02,
     model_max_length: int = 512,
     extra_words: Iterable[str] = (),
+    int8: bool = False,
 ) -> Path:
-    """``<cache_dir>/<model_name>/`` as FlashRank lays it out: ONNX one-logit BERT plus tokenizer files."""
+    """``<cache_dir>/<model_name>/`` as FlashRank lays it out: ONNX one-logit BERT plus tokenizer files.
+
+    ``int8=True`` quantises the ONNX file (dynamic int8 weights, as FlashRank's real TinyBERT and
+    MiniLM files are: 4.3 MB for TinyBERT's 4.4M parameters).
+    """
     import torch
     from transformers import BertForSequenceClassification
 
@@ -318,16 +332,195 @@ def build_random_flashrank(
             opset_version=17,
             dynamo=False,
         )
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        fp32 = folder / (onnx_name + ".fp32")
+        (folder / onnx_name).rename(fp32)
+        quantize_dynamic(str(fp32), str(folder / onnx_name), weight_type=QuantType.QInt8)
+        fp32.unlink()
     return folder
 
 
 def build_tiny_flashrank(
-    cache_dir: str | Path, model_name: str = "ms-marco-TinyBERT-L-2-v2", *, seed: int = 0
+    cache_dir: str | Path, model_name: str = "ms-marco-TinyBERT-L-2-v2", *, seed: int = 0, int8: bool = False
 ) -> Path:
     """A 2-layer, 32-wide one-logit BERT in FlashRank's layout; returns ``<cache_dir>/<model_name>``."""
     return build_random_flashrank(
-        cache_dir, model_name, **TINY, vocab_size=None, seed=seed, init_std=TINY_INIT_STD
+        cache_dir, model_name, **TINY, vocab_size=None, seed=seed, init_std=TINY_INIT_STD, int8=int8
     )
+
+
+# -- current reranker architectures ----------------------------------------------------------------
+QWEN3_CHAT_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+
+
+def build_tiny_qwen3_reranker(directory: str | Path, *, seed: int = 0) -> Path:
+    """A Qwen3-Reranker-shaped causal LM: ``Qwen3ForCausalLM`` (2 layers, 32 wide, grouped-query
+    attention) and a byte-level BPE tokenizer holding Qwen3's chat tokens and "yes"/"no"."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1200,
+        special_tokens=QWEN3_CHAT_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    corpus = [" ".join(WORDS)] * 4 + ["yes no yes no", "Judge whether the Document meets the requirements"]
+    tok.train_from_iterator(corpus, trainer=trainer)
+    tok.add_tokens(["yes", "no"])  # single tokens, as in Qwen3's vocabulary
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=512,
+    )
+    fast.padding_side = "left"
+    fast.save_pretrained(str(directory))
+    _seed(seed)
+    config = Qwen3Config(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=512,
+        initializer_range=TINY_INIT_STD,
+        tie_word_embeddings=True,
+        pad_token_id=fast.pad_token_id,
+        eos_token_id=fast.eos_token_id,
+    )
+    config.architectures = ["Qwen3ForCausalLM"]
+    Qwen3ForCausalLM(config).eval().save_pretrained(str(directory))
+    return directory
+
+
+def build_tiny_modernbert_cross_encoder(directory: str | Path, *, seed: int = 0) -> Path:
+    """A ModernBERT sequence classifier with one logit (gte-reranker-modernbert-base's layout)."""
+    from transformers import ModernBertConfig, ModernBertForSequenceClassification
+
+    directory = Path(directory)
+    n_vocab = write_tokenizer(directory, model_max_length=512)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(directory))
+    _seed(seed)
+    config = ModernBertConfig(
+        vocab_size=n_vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=512,
+        global_attn_every_n_layers=2,
+        local_attention=16,
+        num_labels=1,
+        initializer_range=TINY_INIT_STD,
+        pad_token_id=tok.pad_token_id,
+        cls_token_id=tok.cls_token_id,
+        sep_token_id=tok.sep_token_id,
+        bos_token_id=tok.cls_token_id,
+        eos_token_id=tok.sep_token_id,
+        classifier_pooling="mean",
+    )
+    config.architectures = ["ModernBertForSequenceClassification"]
+    config.sbert_ce_default_activation_function = IDENTITY_ACTIVATION
+    ModernBertForSequenceClassification(config).eval().save_pretrained(str(directory))
+    return directory
+
+
+def build_tiny_xlmr_cross_encoder(directory: str | Path, *, seed: int = 0) -> Path:
+    """An XLM-R sequence classifier with one logit (bge-reranker-v2-m3's layout) and a unigram
+    tokenizer that frames pairs as ``<s> A </s></s> B </s>``, as XLM-R's does."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    pieces = [(t, 0.0) for t in specials]
+    pieces += [("\u2581" + w, -5.0) for w in WORDS] + [(c, -10.0) for c in _CHARS + _PUNCT]
+    pieces += [("\u2581", -8.0), ("<mask>", 0.0)]
+    seen: set[str] = set()
+    pieces = [p for p in pieces if not (p[0] in seen or seen.add(p[0]))]  # one id per piece
+    tok = Tokenizer(models.Unigram(pieces, unk_id=3, byte_fallback=False))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )
+    fast = XLMRobertaTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
+    fast.save_pretrained(str(directory))
+    _seed(seed)
+    config = XLMRobertaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=1,
+        initializer_range=TINY_INIT_STD,
+    )
+    config.architectures = ["XLMRobertaForSequenceClassification"]
+    XLMRobertaForSequenceClassification(config).eval().save_pretrained(str(directory))
+    return directory
+
+
+_REMOTE_CONFIG = """from transformers import BertConfig
+
+
+class TinyRemoteConfig(BertConfig):
+    model_type = "tiny-remote-reranker"
+"""
+_REMOTE_MODEL = """from transformers import BertForSequenceClassification
+
+from .configuration_tiny_remote import TinyRemoteConfig
+
+
+class TinyRemoteReranker(BertForSequenceClassification):
+    config_class = TinyRemoteConfig
+"""
+
+
+def build_tiny_remote_code_cross_encoder(directory: str | Path, *, seed: int = 0) -> Path:
+    """A one-logit classifier whose config points at model code shipped in the folder (``auto_map``)."""
+    directory = Path(directory)
+    build_tiny_cross_encoder(directory, seed=seed)
+    (directory / "configuration_tiny_remote.py").write_text(_REMOTE_CONFIG, encoding="utf-8")
+    (directory / "modeling_tiny_remote.py").write_text(_REMOTE_MODEL, encoding="utf-8")
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    config["model_type"] = "tiny-remote-reranker"
+    config["architectures"] = ["TinyRemoteReranker"]
+    config["auto_map"] = {
+        "AutoConfig": "configuration_tiny_remote.TinyRemoteConfig",
+        "AutoModelForSequenceClassification": "modeling_tiny_remote.TinyRemoteReranker",
+    }
+    (directory / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return directory
 
 
 # -- random copies of the real architectures -------------------------------------------------------
@@ -338,6 +531,7 @@ class RandomLike:
     kind: str  # "cross-encoder", "flashrank" or "colbert"
     arch: str  # a key of ARCHITECTURES
     stands_for: str
+    int8: bool = False  # the real file is int8 (FlashRank's), so the copy is quantised like it
 
 
 REAL_MODELS: dict[str, RandomLike] = {
@@ -348,10 +542,10 @@ REAL_MODELS: dict[str, RandomLike] = {
         "cross-encoder", "minilm-l12-h384", "cross-encoder/ms-marco-MiniLM-L-12-v2"
     ),
     "ms-marco-TinyBERT-L-2-v2": RandomLike(
-        "flashrank", "tinybert-l2-h128", "FlashRank ms-marco-TinyBERT-L-2-v2"
+        "flashrank", "tinybert-l2-h128", "FlashRank ms-marco-TinyBERT-L-2-v2", int8=True
     ),
     "ms-marco-MiniLM-L-12-v2": RandomLike(
-        "flashrank", "minilm-l12-h384", "FlashRank ms-marco-MiniLM-L-12-v2"
+        "flashrank", "minilm-l12-h384", "FlashRank ms-marco-MiniLM-L-12-v2", int8=True
     ),
     "colbert-ir/colbertv2.0": RandomLike("colbert", "bert-base", "colbert-ir/colbertv2.0"),
 }
@@ -372,7 +566,9 @@ def build_random_like(
     if spec.kind == "cross-encoder":
         return build_random_cross_encoder(directory, **arch, seed=seed, extra_words=extra_words)
     if spec.kind == "flashrank":
-        return build_random_flashrank(directory, model_id, **arch, seed=seed, extra_words=extra_words)
+        return build_random_flashrank(
+            directory, model_id, **arch, seed=seed, extra_words=extra_words, int8=spec.int8
+        )
     return build_random_colbert(directory, **arch, dim=128, seed=seed, extra_words=extra_words)
 
 
@@ -432,6 +628,31 @@ def tiny_flashrank_cache(tmp_path_factory) -> tuple[Path, str]:
     name = "ms-marco-TinyBERT-L-2-v2"
     folder = _build_once(tmp_path_factory, "flashrank", lambda root: build_tiny_flashrank(root, name))
     return folder.parent, name
+
+
+@pytest.fixture(scope="session")
+def tiny_flashrank_int8_cache(tmp_path_factory) -> tuple[Path, str]:
+    """``(cache_dir, model_name)`` with an int8 tiny ``ms-marco-TinyBERT-L-2-v2`` (as FlashRank ships it)."""
+    name = "ms-marco-TinyBERT-L-2-v2"
+    folder = _build_once(
+        tmp_path_factory, "flashrank-int8", lambda root: build_tiny_flashrank(root, name, int8=True)
+    )
+    return folder.parent, name
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_reranker_dir(tmp_path_factory) -> Path:
+    return _build_once(tmp_path_factory, "qwen3-reranker", build_tiny_qwen3_reranker)
+
+
+@pytest.fixture(scope="session")
+def tiny_modernbert_dir(tmp_path_factory) -> Path:
+    return _build_once(tmp_path_factory, "modernbert", build_tiny_modernbert_cross_encoder)
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_dir(tmp_path_factory) -> Path:
+    return _build_once(tmp_path_factory, "xlmr", build_tiny_xlmr_cross_encoder)
 
 
 def build_tiny_causal_lm(directory: str | Path, words: Iterable[str], *, seed: int = 0) -> Path:

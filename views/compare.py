@@ -16,7 +16,6 @@ run is recorded in the store's shadow log; a memoised result shown again is not.
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from rerank_core.compare import Comparison
 from rerank_core.judgements import JudgementStore
@@ -64,12 +63,6 @@ st.caption(page.corpus_caption(stored))
 examples = example_queries(stored)
 if keys.Q not in st.session_state and not st.query_params.get(keys.Q) and examples:
     st.session_state[keys.Q] = examples[0]  # a first comparison without typing anything
-    # the prefilled example goes in the link too; written before the widget binds the parameter (once
-    # bound, Streamlit refuses a direct write and only the browser writes a value the user typed)
-    try:
-        st.query_params[keys.Q] = examples[0]
-    except StreamlitAPIException:
-        pass  # still bound from an earlier run of this session: the widget keeps the link in step
 
 
 def _use_example() -> None:
@@ -239,6 +232,8 @@ except Exception as exc:  # noqa: BLE001 - shown on the page, never a traceback
         st.caption(f"Fix: {render.md_escape(hint)}")
     st.stop()
 retriever = runtime.first_stage(first_stage, corpus, settings)
+if getattr(retriever, "save_problem", None):
+    st.warning(render.md_escape(retriever.save_problem), icon=":material/save:")  # type: ignore[attr-defined]
 log_problems = list(base.problems)
 candidates: tuple[Candidate, ...] = base.comparison.candidates
 first_result: RerankResult = base.comparison.first_stage

@@ -52,23 +52,13 @@ class Reranker(ABC):
     secrets: ClassVar[tuple[str, ...]] = ()
     #: settings fields it reads besides its ``[methods.<name>]`` options (part of its cache key)
     reads: ClassVar[tuple[str, ...]] = ("models_dir", "device")
+    #: the numeric path its scores come from (fp32, bf16, onnx, onnx-int8), set by ``_load``; "" = n/a
+    precision: str = ""
 
     @classmethod
     def info(cls) -> MethodInfo:
         """The method's metadata, as the registry exposes it."""
-        return MethodInfo(
-            name=cls.name,
-            kind=RERANKER_KIND,
-            title=cls.title or cls.name,
-            description=cls.description,
-            scale=cls.scale,
-            hosted=cls.hosted,
-            offline=cls.offline,
-            default_model=cls.default_model,
-            secrets=tuple(cls.secrets),
-            reads=tuple(cls.reads),
-            prepares=cls.prepare is not Reranker.prepare,
-        )
+        return MethodInfo.of(cls, RERANKER_KIND, prepares=cls.prepare is not Reranker.prepare)
 
     @classmethod
     def default_model_for(cls, settings: Settings) -> str | None:
@@ -201,7 +191,12 @@ class Reranker(ABC):
         )
 
     def _result_base(self) -> dict:
-        return {"method": self.method_name, "scale": self.scale, "label": self.label}
+        return {
+            "method": self.method_name,
+            "scale": self.scale,
+            "label": self.label,
+            "precision": self.precision,
+        }
 
     @staticmethod
     def _order(candidates: Sequence[Candidate], scores: Scores, top_k: int | None) -> list[RankedItem]:

@@ -18,12 +18,13 @@ from rerank_core.config import Settings
 from rerank_core.encoders import short_model_name
 from rerank_core.errors import ConfigError
 from rerank_core.models import MINILM_ID
+from rerank_core.precision import check_precision
 from rerank_core.progress import ProgressFn
 from rerank_core.rerankers.base import Reranker
 from rerank_core.sentence_embeddings import SentenceEncoder
 from rerank_core.types import Candidate, Corpus, Scores, ScoreScale
 
-_OPTIONS = {"batch_size": 32}
+_OPTIONS = {"batch_size": 32, "precision": None}
 
 
 class BiEncoderReranker(Reranker):
@@ -45,8 +46,13 @@ class BiEncoderReranker(Reranker):
                 hint=f"bi-encoder options are: {', '.join(_OPTIONS)}",
             )
         self.options = {**_OPTIONS, **self.options}
+        self.options["precision"] = check_precision(self.name, self.options["precision"])
         self.encoder = SentenceEncoder(
-            self.model or MINILM_ID, self.settings, normalize=True, batch_size=self.options["batch_size"]
+            self.model or MINILM_ID,
+            self.settings,
+            normalize=True,
+            batch_size=self.options["batch_size"],
+            precision=self.options["precision"],
         )
 
     @property
@@ -55,6 +61,7 @@ class BiEncoderReranker(Reranker):
 
     def _load(self) -> None:
         self.encoder.load()
+        self.precision = self.encoder.precision
 
     def prepared(self, corpus: Corpus) -> bool:
         """Every document of ``corpus`` is in the embedding cache."""
@@ -70,9 +77,11 @@ class BiEncoderReranker(Reranker):
     def score(self, query: str, candidates: Sequence[Candidate]) -> Scores:
         matrix, truncated, embedded_now = self.encoder.embed([c.full_text for c in candidates])
         values = matrix @ self.encoder.embed_query(query)
-        notes = (
+        notes: tuple[str, ...] = (
             (f"{embedded_now} candidate text(s) were not prepared and were embedded at query time",)
             if embedded_now
             else ()
         )
+        if self.encoder.cache is not None and self.encoder.cache.problem:
+            notes += (self.encoder.cache.problem,)
         return Scores(values=values.tolist(), truncated=truncated, notes=notes)

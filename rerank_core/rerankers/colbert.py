@@ -11,7 +11,9 @@ MiniLM token vectors use the ``late-interaction`` method). Local folders are han
 paths: RAGatouille treats anything else as a hub id.
 
 Options: ``max_length`` (passage tokens, default the model's limit: max positions - 4, 508 for
-BERT), ``batch_size`` (passages per encoding batch, default 32).
+BERT), ``batch_size`` (passages per encoding batch, default 32), ``precision``: ``fp32``
+(default), ``bf16`` (torch autocast around RAGatouille's encoding) or ``auto`` (bf16 where the CPU
+has AMX-BF16, else fp32). RAGatouille has no ONNX path, so ``onnx``/``onnx-int8`` are refused.
 
 The first load compiles colbert-ai's C++ MaxSim extension (about 30 s on 2 cores); it is cached in
 ``TORCH_EXTENSIONS_DIR``, which is pointed at ``<data_dir>/torch_extensions`` unless already set.
@@ -29,6 +31,7 @@ from typing import Any
 from rerank_core.config import Settings
 from rerank_core.errors import MethodFailed, ModelNotFound
 from rerank_core.models import resolve_model
+from rerank_core.precision import TORCH_ONLY, TORCH_PRECISIONS, autocast, check_precision, resolve
 from rerank_core.rerankers.base import Reranker
 from rerank_core.rerankers.local_common import check_options, positive_int, quiet, truncation_note
 from rerank_core.types import Candidate, Scores, ScoreScale
@@ -69,13 +72,14 @@ class ColbertReranker(Reranker):
     default_model = KNOWN_MODELS[0]
     title = "ColBERT"
     description = "trained late interaction (RAGatouille)"
-    OPTIONS = {"max_length", "batch_size"}
+    OPTIONS = {"max_length", "batch_size", "precision"}
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model=model, settings=settings, **options)
         check_options(self.name, self.options, self.OPTIONS)
         self.max_length = positive_int(self.name, self.options, "max_length", None)
         self.batch_size = positive_int(self.name, self.options, "batch_size", 32)
+        self.requested_precision = check_precision(self.name, self.options.get("precision"), TORCH_PRECISIONS)
         self._rag: Any = None
         self._notes: tuple[str, ...] = ()
         # RAGatouille keeps per-call state (token limits) on the model: one call at a time
@@ -119,8 +123,12 @@ class ColbertReranker(Reranker):
                     f"max_length {self.max_length} is more than {self.model} can read; using {limit}."
                 )
             colbert.base_model_max_tokens = min(self.max_length, limit)
+        choice = resolve(self.requested_precision, TORCH_ONLY)
+        if choice.reason:
+            notes.append(choice.reason + ".")
         self._notes = tuple(notes)
         self._rag = rag
+        self.precision = choice.precision
 
     @property
     def effective_max_length(self) -> int | None:
@@ -136,7 +144,7 @@ class ColbertReranker(Reranker):
 
     def score(self, query: str, candidates: Sequence[Candidate]) -> Scores:
         texts = [c.full_text for c in candidates]
-        with self._call_lock, quiet():
+        with self._call_lock, quiet(), autocast(self.precision):
             results = self._rag.rerank(query, texts, k=len(texts), bsize=self.batch_size)
             doc_limit = int(self._rag.model.inference_ckpt.doc_tokenizer.doc_maxlen)
             query_limit = int(self._rag.model.inference_ckpt.query_tokenizer.query_maxlen)

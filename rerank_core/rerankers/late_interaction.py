@@ -30,14 +30,26 @@ import numpy as np
 
 from rerank_core.artifacts import TokenMatrix, TokenStore, encoder_identity, text_key, token_store
 from rerank_core.config import Settings
-from rerank_core.encoders import load_sentence_transformer, model_lock, short_model_name
+from rerank_core.encoders import (
+    encoder_precision,
+    encoding,
+    load_sentence_transformer,
+    model_lock,
+    short_model_name,
+)
 from rerank_core.errors import ConfigError, MethodFailed
 from rerank_core.models import MINILM_ID, resolve_model
+from rerank_core.precision import check_precision
 from rerank_core.progress import ProgressFn, report
 from rerank_core.rerankers.base import Reranker
 from rerank_core.types import Candidate, Corpus, Scores, ScoreScale
 
-DEFAULTS: dict[str, Any] = {"batch_size": 32, "cache_documents": True, "token_store_max_mb": 8192}
+DEFAULTS: dict[str, Any] = {
+    "batch_size": 32,
+    "cache_documents": True,
+    "token_store_max_mb": 8192,
+    "precision": None,
+}
 STORE_DTYPE = np.float16
 text_hash = text_key  # the store key of a text; equal to Candidate.text_hash for the same title + text
 __all__ = ["LateInteractionReranker", "TokenMatrix", "maxsim_scores", "text_hash"]
@@ -81,6 +93,7 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
             hint="for example 32",
         )
     opts["cache_documents"] = bool(opts["cache_documents"])
+    opts["precision"] = check_precision("late-interaction", opts["precision"])
     try:
         opts["token_store_max_mb"] = float(opts["token_store_max_mb"])
     except (TypeError, ValueError):
@@ -121,7 +134,9 @@ class LateInteractionReranker(Reranker):
 
     # -- loading and encoding ----------------------------------------------------------------
     def _load(self) -> None:
-        encoder = load_sentence_transformer(self.model or MINILM_ID, self.settings)
+        encoder = load_sentence_transformer(
+            self.model or MINILM_ID, self.settings, precision=self.options["precision"]
+        )
         if getattr(encoder, "tokenizer", None) is None:
             raise MethodFailed(
                 f"{self.method_name}: the model has no text tokenizer, so it has no token embeddings to compare.",
@@ -130,7 +145,9 @@ class LateInteractionReranker(Reranker):
         self._max_length = int(encoder.max_seq_length or encoder.tokenizer.model_max_length)
         if self.cache_documents:
             location = resolve_model(self.model or MINILM_ID, self.settings.models_dir).location
-            identity = encoder_identity(location, "fp32", tokens=True, max_length=self._max_length)
+            identity = encoder_identity(
+                location, encoder_precision(encoder), tokens=True, max_length=self._max_length
+            )
             self._store = token_store(
                 self.settings.resolved_cache_dir,
                 identity,
@@ -138,6 +155,7 @@ class LateInteractionReranker(Reranker):
                 max_bytes=int(self.options["token_store_max_mb"] * 1024 * 1024),
             )
         self._encoder = encoder
+        self.precision = encoder_precision(encoder)
 
     def _kept_tokens(self, texts: list[str]) -> tuple[list[np.ndarray], list[bool]]:
         """Per text: which positions of the model's (truncated) token sequence to keep, and whether
@@ -166,7 +184,7 @@ class LateInteractionReranker(Reranker):
         if not texts:
             return []
         self.load()
-        with model_lock(self._encoder):
+        with model_lock(self._encoder), encoding(self._encoder):
             outputs = self._encoder.encode(
                 texts,
                 batch_size=self.options["batch_size"],

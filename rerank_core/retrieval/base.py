@@ -55,19 +55,8 @@ class Retriever(ABC):
 
     @classmethod
     def info(cls) -> MethodInfo:
-        return MethodInfo(
-            name=cls.name,
-            kind=FIRST_STAGE_KIND,
-            title=cls.title or cls.name,
-            description=cls.description,
-            scale=cls.scale,
-            hosted=cls.hosted,
-            offline=cls.offline,
-            default_model=cls.default_model,
-            secrets=tuple(cls.secrets),
-            reads=tuple(cls.reads),
-            needs_index=cls.needs_index,
-            takes_model=cls.default_model is not None,
+        return MethodInfo.of(
+            cls, FIRST_STAGE_KIND, needs_index=cls.needs_index, takes_model=cls.default_model is not None
         )
 
     def __init__(self, settings: Settings | None = None, **options) -> None:

@@ -18,6 +18,7 @@ from rerank_core.config import Settings
 from rerank_core.encoders import embedding_dimension, short_model_name
 from rerank_core.errors import ConfigError, CorpusFormatError
 from rerank_core.models import MINILM_ID
+from rerank_core.precision import check_precision
 from rerank_core.progress import ProgressFn, report
 from rerank_core.retrieval.base import Retriever
 from rerank_core.retrieval.bm25 import top_k_positions
@@ -25,7 +26,7 @@ from rerank_core.retrieval.persist import read_meta, write_meta
 from rerank_core.sentence_embeddings import SentenceEncoder
 from rerank_core.types import Corpus, ScoreScale
 
-DEFAULTS: dict[str, Any] = {"model": MINILM_ID, "batch_size": 32, "normalize": True}
+DEFAULTS: dict[str, Any] = {"model": MINILM_ID, "batch_size": 32, "normalize": True, "precision": None}
 _EMBEDDINGS = "embeddings.npy"
 
 
@@ -43,6 +44,7 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
         )
     opts["model"] = str(opts["model"])
     opts["normalize"] = bool(opts["normalize"])
+    opts["precision"] = check_precision("dense", opts["precision"])
     return opts
 
 
@@ -68,6 +70,7 @@ class DenseRetriever(Retriever):
             self.settings,
             normalize=self.options["normalize"],
             batch_size=self.options["batch_size"],
+            precision=self.options["precision"],
         )
         self.embedded_now = 0  # documents the last build embedded (the rest came from the cache)
 
@@ -79,6 +82,11 @@ class DenseRetriever(Retriever):
     def label(self) -> str:
         kind = "cosine" if self.options["normalize"] else "dot product"
         return f"dense ({short_model_name(self.model_name)}, {kind})"
+
+    @property
+    def precision(self) -> str:
+        """The precision the encoder runs at (``auto`` resolved once loaded)."""
+        return self.encoder.precision or (self.options["precision"] or "")
 
     def _load_model(self) -> Any:
         return self.encoder.load().model
