@@ -2,7 +2,8 @@
 
 Run with ``streamlit run app.py``. It opens on a built-in sample corpus with example queries. The page
 scripts live in ``views/`` (not ``pages/``, so Streamlit's old folder-of-pages mode never runs a page
-without this navigation).
+without this navigation). With sign-in on (``[access] sign_in``), a visitor who is not signed in sees
+only the sign-in screen (:func:`ui.identity.gate`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ st.set_page_config(
     layout="wide",
     initial_sidebar_state="collapsed",
 )
+
+from ui import identity, page  # noqa: E402 - after set_page_config
+
+# who is using the app: the sign-in screen (sign-in on, nobody signed in) or the sidebar's identity block
+identity.gate(page.settings_or_stop())
 
 pages = [
     st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:", default=True),

@@ -4,6 +4,11 @@ Lookup order for each setting: environment variable, then the config file, then 
 The config file is ``$RERANK_CONFIG`` if set, else ``rerank.toml`` in the working directory
 (optional; see ``rerank.example.toml`` for every key).
 
+A hosted deployment adds three tables: ``[access]`` (sign-in and roles, see
+:class:`rerank_core.access.AccessSettings`), ``[demo]`` (:class:`rerank_core.access.DemoSettings`) and
+``[limits]`` (:class:`rerank_core.serving.LimitSettings`); each is checked when read, so a misspelt key
+is an error that names the keys it takes.
+
 Secrets (API keys, passwords) are never read from the file. Each backend declares the secrets it
 reads by their environment-variable names (``OPENAI_API_KEY``); :func:`load_settings` takes every
 declared secret from the environment, and the app adds Streamlit secrets and its password fields
@@ -22,7 +27,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from rerank_core.access import AccessSettings, DemoSettings
 from rerank_core.errors import ConfigError
+from rerank_core.serving import LimitSettings
 
 # setting name -> environment variable
 _ENV = {
@@ -73,6 +80,10 @@ class Settings:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     # secrets by environment-variable name: held in memory only, never serialised (repr hides them)
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # a hosted deployment: sign-in and roles ([access]), demo mode ([demo]), sharing the process ([limits])
+    access: AccessSettings = field(default_factory=AccessSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     def __post_init__(self) -> None:
         clean = {check_secret_name(k): str(v) for k, v in dict(self.secrets).items() if v}
@@ -157,6 +168,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
             f"config file {cfg_path} does not exist", hint="fix RERANK_CONFIG or the path given"
         )
 
+    sections: dict[str, Any] = {"access": AccessSettings, "demo": DemoSettings, "limits": LimitSettings}
     known = {f.name for f in fields(Settings)} - {"secrets"}
     for key in data:
         if key not in known:
@@ -173,6 +185,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
             from rerank_core.cost import check_prices
 
             values[name] = check_prices(data.get("prices", {}), where=str(cfg_path))
+            continue
+        if name in sections:
+            values[name] = sections[name].from_table(data.get(name, {}), env)
             continue
         if name in _ENV and env.get(_ENV[name]):
             values[name] = _coerce(name, env[_ENV[name]])

@@ -5,8 +5,10 @@ with :func:`rerank_core.models.resolve_model`, then loaded on ``settings.device`
 typed errors that name the model and the fix: :class:`ModelNotFound` when no copy can be found,
 :class:`BackendUnavailable` when the package is missing or the folder is not a usable model.
 
-Loaded models are kept per (location, device, precision) so the dense retriever, the hybrid
-retriever and the late-interaction reranker share one copy per precision. Callers must treat a returned model as read-only (no
+Loaded models are kept per (location, device, precision, copy) so the dense retriever, the hybrid
+retriever and the bi-encoder reranker share one copy per precision (the late-interaction reranker keeps
+its own copy, with its own lock, so its short query encodes never queue behind the others' work).
+Callers must treat a returned model as read-only (no
 ``max_seq_length`` changes, no training): it is shared by every user of the process. Hold
 :func:`model_lock` while encoding or tokenising with it, and :func:`encoding` around ``encode``
 (it applies bf16 autocast to a bf16 model; ONNX models run as loaded).
@@ -35,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _INSTALL_HINT = "pip install -r requirements.txt (it pins sentence-transformers==5.7.0 and torch==2.13.0)"
 
-_shared: dict[tuple[str, str, str], Any] = {}
+_shared: dict[tuple[str, str, str, str], Any] = {}
 #: the attribute of a loaded model that holds its resolved precision
 PRECISION_ATTR = "rerank_precision"
 NOTE_ATTR = "rerank_precision_note"
@@ -108,13 +110,15 @@ def load_sentence_transformer(
     *,
     shared: bool = True,
     precision: str = FP32,
+    copy: str = "",
 ) -> SentenceTransformer:
     """Resolve ``model`` and load it as a ``SentenceTransformer`` on ``settings.device`` at ``precision``.
 
     ``precision`` is one of :data:`rerank_core.precision.PRECISIONS` (``auto`` is resolved for this
     CPU first); the loaded model carries the resolved one (:func:`encoder_precision`). With
-    ``shared=True`` (the default) one loaded copy per (location, device, precision) is reused across
-    the process; treat it as read-only. Raises :class:`ModelNotFound` or
+    ``shared=True`` (the default) one loaded copy per (location, device, precision, ``copy``) is reused
+    across the process; treat it as read-only. Each copy has its own :func:`model_lock`: the
+    late-interaction reranker takes its own (``copy="tokens"``). Raises :class:`ModelNotFound` or
     :class:`BackendUnavailable` with the model name and how to fix it (also when an ONNX export
     fails: the model never silently runs another precision).
     """
@@ -128,7 +132,7 @@ def load_sentence_transformer(
     if not shared:
         found = _load(resolved, device, choice.precision, settings.data_dir)
     else:
-        key = (resolved.location, device, choice.precision)
+        key = (resolved.location, device, choice.precision, copy)
         with _shared_lock:
             found = _shared.get(key)
             if found is None:

@@ -47,6 +47,7 @@ from rerank_core.llm_cache import LLMCache, cache_for, cache_key
 from rerank_core.rerankers.llm import escape, is_local_model, passage_block
 
 if TYPE_CHECKING:
+    from rerank_core.access import GuardedStore
     from rerank_core.judgements import JudgementStore
 
 #: bump when the prompt or the answer reading changes
@@ -450,7 +451,7 @@ def unjudged(doc_ids: Sequence[str], people: Mapping[str, int | None]) -> list[s
 
 def judge_and_store(
     judge: LLMJudge,
-    store: JudgementStore,
+    store: JudgementStore | GuardedStore,
     corpus_id: str,
     query_id: str,
     query: str,
@@ -461,7 +462,8 @@ def judge_and_store(
 ) -> JudgingOutcome:
     """Grade ``passages`` (``(doc_id, text)``) for ``query`` and store the readable grades under the
     judge ``llm:<model>`` with their rationales, as one undoable action of that judge (people's
-    judgements are never touched). The query text is stored with its id. ``progress(done, total,
+    judgements are never touched). Through a :class:`~rerank_core.access.GuardedStore` it needs the
+    import permission, as it writes another judge's labels. The query text is stored with its id. ``progress(done, total,
     message)`` is called after each ``batch`` of passages. A failed call raises and nothing is
     stored; the answers received before it are cached, so a second try does not pay for them again."""
     outcome = JudgingOutcome(judge=judge.judge)

@@ -329,10 +329,15 @@ class Runtime:
         shadow: ShadowSink | None = None,
         prepare_limit: int = PREPARE_LIMIT,
         order: Callable[[Sequence[str]], Sequence[str]] | None = None,
+        admit: Callable[[str], MethodError | None] | None = None,
     ) -> Run:
         """Run ``query`` through ``first_stage`` (top ``depth``) and rerank the same candidates with each
         of ``methods`` (in ``order(methods)`` if given). A method that cannot run gets a result with its
-        error; the others go on. Fresh results go to ``shadow`` (never memoised ones)."""
+        error; the others go on. Fresh results go to ``shadow`` (never memoised ones).
+
+        ``admit(spec)`` is asked just before a method would run (never for a memoised result); a
+        MethodError it returns (a quota reached, see :func:`rerank_core.serving.admission`) becomes that
+        method's result, is neither memoised nor logged, and the other methods go on."""
         if depth <= 0:
             raise ValueError("depth must be positive")
         query = query.strip()
@@ -369,6 +374,12 @@ class Runtime:
                 continue
             with self._memo_lock:
                 hit = self._memo.get(key)
+            refused = admit(spec) if admit is not None and hit is None and candidates else None
+            if refused is not None:
+                results[spec] = RerankResult(method=spec, scale=first.scale, error=refused)
+                if on_result is not None:
+                    on_result(spec, results[spec])
+                continue
             if hit is None and candidates:
                 hit = self._run_one(
                     spec, query, corpus, candidates, first, settings, progress, i, total, prepare_limit

@@ -48,7 +48,9 @@ def prepare(dataset_dir: Path, data_dir: Path, build: bool) -> tuple[str, str, f
     from rerank_core.workspace import Workspace
 
     read = read_beir(dataset_dir)
-    stored = Workspace(data_dir).add_dataset(read.dataset, origin="upload", split=read.split, splits=read.splits)
+    stored = Workspace(data_dir).add_dataset(
+        read.dataset, origin="upload", split=read.split, splits=read.splits
+    )
     query = read.dataset.queries[read.dataset.judged_query_ids[0]]
     took = None
     if build:
@@ -131,7 +133,9 @@ def main() -> int:
     ):
         if key in out:
             print(f"{label:50} {out[key]:.1f}")
-    print(f"load average at start / end: {out['load_average_start'][0]:.1f} / {out['load_average_end'][0]:.1f}")
+    print(
+        f"load average at start / end: {out['load_average_start'][0]:.1f} / {out['load_average_end'][0]:.1f}"
+    )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -64,12 +64,21 @@ class Server:
     """``streamlit run app.py`` on a fixed port and data directory; :meth:`restart` starts a new process
     on the same port and data directory (what a user does after an upgrade or a crash)."""
 
-    def __init__(self, data_dir: Path, log_dir: Path, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_dir: Path,
+        cache_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log_dir = log_dir
         self.cache_dir = cache_dir  # encodings per text: shared with other tests when given
+        self.env = dict(env or {})  # more environment (RERANK_CONFIG, ...)
+        self.args = tuple(args)  # more streamlit options (--secrets.files ...)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -81,6 +90,7 @@ class Server:
             "TOKENIZERS_PARALLELISM": "false",
             "RERANK_DATA_DIR": str(self.data_dir),
             **({"RERANK_CACHE_DIR": str(self.cache_dir)} if self.cache_dir else {}),
+            **self.env,
         }
         self.starts += 1
         log = (self.log_dir / f"streamlit-{self.starts}.log").open("w")
@@ -99,6 +109,7 @@ class Server:
                 "true",
                 "--browser.gatherUsageStats",
                 "false",
+                *self.args,
             ],
             cwd=ROOT,
             env=env,

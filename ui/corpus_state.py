@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from rerank_core.access import GuardedWorkspace
 from rerank_core.config import Settings
 from rerank_core.errors import CorpusFormatError, RerankError
 from rerank_core.workspace import UPLOAD_ORIGIN, Chunking, StoredCorpus, adopt_labels
@@ -50,12 +51,27 @@ class UploadOutcome:
 # -- which corpus ----------------------------------------------------------------------------------------
 
 
+def workspace(settings: Settings) -> GuardedWorkspace:
+    """The stored corpora as this session's actor may use them (a demo shows only its own corpora to
+    non-admins; uploading and deleting need an admin)."""
+    from ui import identity
+
+    return GuardedWorkspace(
+        resources.workspace(settings), identity.current(settings), visible=_demo_ids(settings)
+    )
+
+
+def _demo_ids(settings: Settings) -> list[str] | None:
+    found = resources.demo_corpora(settings)
+    return None if found is None else list(found.values())
+
+
 def resolve(settings: Settings) -> StoredCorpus:
-    """The corpus of this page: the URL's, else this session's, else the sample.
+    """The corpus of this page: the URL's, else this session's, else the demo's first corpus or the sample.
 
     Raises :class:`rerank_core.workspace.UnknownCorpus` when the URL names a corpus the workspace does
-    not hold, and whatever reading the sample raises when it cannot be read."""
-    ws = resources.workspace(settings)
+    not hold (or a demo does not show), and whatever reading the sample raises when it cannot be read."""
+    ws = workspace(settings)
     wanted = st.query_params.get(keys.CORPUS)
     if wanted:
         stored = ws.get(wanted)
@@ -94,7 +110,10 @@ def _adopt_once(db_url: str, stored: StoredCorpus) -> None:
 
 
 def _sample(settings: Settings) -> StoredCorpus:
-    ws = resources.workspace(settings)
+    ws = workspace(settings)
+    demo = _demo_ids(settings)
+    if demo:  # a demo opens on its first corpus
+        return ws.get(demo[0])
     known = st.session_state.get(keys.SAMPLE_ID)
     if known and known in ws:
         return ws.get(known)
@@ -107,8 +126,18 @@ def sample(settings: Settings) -> StoredCorpus:
     return _sample(settings)
 
 
-def example_queries(stored: StoredCorpus, limit: int = MAX_EXAMPLE_QUERIES) -> list[str]:
-    """Queries to offer with one click: the sample's chosen demos, else the corpus's judged queries first."""
+def example_queries(
+    stored: StoredCorpus, limit: int = MAX_EXAMPLE_QUERIES, settings: Settings | None = None
+) -> list[str]:
+    """Queries to offer with one click: the demo's configured ones for this corpus, else the sample's chosen
+    demos, else the corpus's judged queries first."""
+    ids = resources.demo_corpora(settings) if settings is not None else None
+    if settings is not None and ids is not None:
+        from rerank_core.access import demo_examples
+
+        configured = demo_examples(settings.demo, ids, stored.id)
+        if configured:
+            return list(configured)[:limit]
     if stored.is_sample:
         from rerank_core.sample import example_queries as demos
 
@@ -241,7 +270,7 @@ def load_uploads(
         queries, qrels, tags = dict(beir.dataset.queries), beir.dataset.qrels, dict(beir.tags)
     corpus_name = name or (files[0][0] if len(files) == 1 else ", ".join(n for n, _ in files)[:120])
     try:
-        stored = resources.workspace(settings).add(
+        stored = workspace(settings).add(
             documents,
             name=corpus_name,
             chunking=chunking,
@@ -254,7 +283,7 @@ def load_uploads(
             split=beir.split if beir is not None else None,
             splits=beir.splits if beir is not None else (),
         )
-    except (CorpusFormatError, ValueError) as exc:
+    except (RerankError, ValueError) as exc:  # a bad corpus, or an actor who may not upload
         return UploadOutcome(None, problems=[_problem(exc, corpus_name)], warnings=warnings)
     if beir is not None:
         n = sum(len(d) for d in qrels.values())

@@ -17,9 +17,10 @@ import streamlit as st
 
 from rerank_core.agreement import PEOPLE_ONLY, PEOPLE_THEN_LLM, judge_agreement, merge_qrels
 from rerank_core.config import Settings
-from rerank_core.judgements import JudgementStore, is_llm_judge
+from rerank_core.judgements import is_llm_judge
 from rerank_core.judging import DEFAULT_GUIDELINE, LLMJudge, judge_and_store, unjudged
 from ui import keys, render, resources
+from ui.labelling import LabelStore
 
 BASIS_OPTIONS = (PEOPLE_ONLY, PEOPLE_THEN_LLM)
 BASIS_HELP = (
@@ -37,7 +38,7 @@ JUDGE_MODEL_HELP = (
 # -- whose judgements ------------------------------------------------------------------------------------
 
 
-def llm_judges(store: JudgementStore, corpus_id: str) -> list[str]:
+def llm_judges(store: LabelStore, corpus_id: str) -> list[str]:
     """The LLM judges with current judgements in this corpus, sorted."""
     return sorted({j.judge for j in store.judgements(corpus_id) if is_llm_judge(j.judge)})
 
@@ -55,7 +56,7 @@ class Basis:
         return PEOPLE_THEN_LLM if self.fill and self.llm_judge else PEOPLE_ONLY
 
 
-def basis_control(store: JudgementStore, corpus_id: str, basis_key: str, judge_key: str) -> Basis:
+def basis_control(store: LabelStore, corpus_id: str, basis_key: str, judge_key: str) -> Basis:
     """The switch "people only" / "people, the LLM filling gaps", and the LLM judge to use."""
     judges = llm_judges(store, corpus_id)
     left, right = st.columns([3, 2], vertical_alignment="bottom")
@@ -93,7 +94,7 @@ class QueryJudgements:
     judges: list[str] = field(default_factory=list)
 
 
-def query_judgements(store: JudgementStore, corpus_id: str, query_id: str, basis: Basis) -> QueryJudgements:
+def query_judgements(store: LabelStore, corpus_id: str, query_id: str, basis: Basis) -> QueryJudgements:
     """People's grades of one query, and, with ``basis.fill``, the LLM judge's where no person graded."""
     current = store.judgements(corpus_id, query_id=query_id)
     people = store.grades(corpus_id, query_id, people_only=True)
@@ -115,7 +116,7 @@ def query_judgements(store: JudgementStore, corpus_id: str, query_id: str, basis
     return QueryJudgements(dict(people), grades, merged.label, llm, judges)
 
 
-def qrels_for(store: JudgementStore, corpus_id: str, basis: Basis) -> tuple[dict[str, dict[str, int]], str]:
+def qrels_for(store: LabelStore, corpus_id: str, basis: Basis) -> tuple[dict[str, dict[str, int]], str]:
     """The corpus's qrels on ``basis`` and their label (for the benchmark's labelled queries)."""
     people = store.qrels(corpus_id, people_only=True)
     if not basis.fill or basis.llm_judge is None:
@@ -133,13 +134,13 @@ def default_judge_model(settings: Settings) -> str:
     return settings.openai_model if (settings.openai_api_key or settings.openai_base_url) else "smollm2"
 
 
-def guideline_text(store: JudgementStore, corpus_id: str) -> str | None:
+def guideline_text(store: LabelStore, corpus_id: str) -> str | None:
     found = store.guideline(corpus_id)
     return found.text if found is not None else None
 
 
 def render_llm_grading(
-    store: JudgementStore,
+    store: LabelStore,
     corpus_id: str,
     query_id: str,
     query: str,
@@ -204,14 +205,14 @@ def render_llm_grading(
 # -- the guideline ---------------------------------------------------------------------------------------
 
 
-def render_guideline(store: JudgementStore, corpus_id: str) -> None:
+def render_guideline(store: LabelStore, corpus_id: str) -> None:
     """The corpus's judging guideline in a folded box (the default one when none is set)."""
     text = guideline_text(store, corpus_id)
     with st.expander("Judging guideline" + ("" if text else " (the default: set one on the Labels page)")):
         st.text(text or DEFAULT_GUIDELINE)
 
 
-def _save_guideline(store: JudgementStore, corpus_id: str, key: str, judge: str) -> None:
+def _save_guideline(store: LabelStore, corpus_id: str, key: str, judge: str) -> None:
     text = st.session_state.get(key) or ""
     try:
         store.set_guideline(corpus_id, text, updated_by=judge)
@@ -222,7 +223,7 @@ def _save_guideline(store: JudgementStore, corpus_id: str, key: str, judge: str)
     st.session_state[keys.LBL_NOTICE] = ("success", f"Judging guideline {done}.")
 
 
-def render_guideline_editor(store: JudgementStore, corpus_id: str, judge: str) -> None:
+def render_guideline_editor(store: LabelStore, corpus_id: str, judge: str) -> None:
     """Edit the corpus's judging guideline: shown to people next to the grade buttons, given to LLM judges."""
     key = f"{keys.LBL_GUIDELINE}|{corpus_id}"
     current = store.guideline(corpus_id)
@@ -260,7 +261,7 @@ def _load_tags(key_text: str, tags: Mapping[str, Sequence[str]]) -> None:
     st.session_state[key_text] = ", ".join(tags.get(qid, ())) if qid else ""
 
 
-def _save_tags(store: JudgementStore, corpus_id: str, key_text: str, queries: Mapping[str, str]) -> None:
+def _save_tags(store: LabelStore, corpus_id: str, key_text: str, queries: Mapping[str, str]) -> None:
     qid = st.session_state.get(keys.LBL_TAGS_QUERY)
     if not qid:
         return
@@ -280,7 +281,7 @@ def _save_tags(store: JudgementStore, corpus_id: str, key_text: str, queries: Ma
 
 
 def merged_tags(
-    store: JudgementStore, corpus_id: str, file_tags: Mapping[str, Sequence[str]]
+    store: LabelStore, corpus_id: str, file_tags: Mapping[str, Sequence[str]]
 ) -> dict[str, tuple[str, ...]]:
     """Query tags: the corpus's queries file, overridden per query by the tags set in the app."""
     out = {q: tuple(t) for q, t in file_tags.items() if t}
@@ -289,7 +290,7 @@ def merged_tags(
 
 
 def render_tag_editor(
-    store: JudgementStore, corpus_id: str, queries: Mapping[str, str], file_tags: Mapping[str, Sequence[str]]
+    store: LabelStore, corpus_id: str, queries: Mapping[str, str], file_tags: Mapping[str, Sequence[str]]
 ) -> None:
     """Set a query's tags (comma-separated); the benchmark's per-query tables are grouped by them."""
     tags = merged_tags(store, corpus_id, file_tags)
@@ -367,7 +368,7 @@ def agreement_figure(agreement):
     return fig
 
 
-def render_agreement(store: JudgementStore, corpus_id: str) -> None:
+def render_agreement(store: LabelStore, corpus_id: str) -> None:
     """Pick two judges: quadratic-weighted Cohen's kappa, exact agreement and the confusion matrix, on
     the (query, document) pairs both graded."""
     judges = sorted({j.judge for j in store.judgements(corpus_id) if j.grade is not None})

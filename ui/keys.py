@@ -13,6 +13,9 @@ ACTIVE_CORPUS = "active_corpus"  # this session's corpus id (when the URL names 
 SAMPLE_ID = "sample_corpus_id"  # the built-in sample's id, once stored
 CORPUS_NOTICE = "corpus_notice"  # (kind, message) shown once on the next run of the corpus page
 SECRET_PREFIX = "secret_"  # + secret name: password fields, this session only, never in the URL
+SESSION_ID = "session_id"  # a random id of this browser session (whose quota, when nobody signs in)
+SIGN_IN = "sign_in"
+SIGN_OUT = "sign_out"
 
 # -- compare page: widgets bound to the URL (the key is the query-parameter name) ---------------------
 Q = "q"
@@ -29,6 +32,10 @@ CMP_GRADE_MODE = "cmp_grade_mode"  # show the grade buttons under every row
 CMP_EXAMPLE = "cmp_example"  # the example-query pills
 CMP_PICK_QUERY = "cmp_pick_query"  # the corpus-query picker
 CMP_JUDGES = "cmp_judges"  # whose judgements the live metrics use
+CMP_ORDER = "cmp_order"  # on a narrow screen: the one order shown (a method spec, or "first")
+CMP_STOP = "cmp_stop"  # the Stop button of a running comparison
+CMP_STOPPED = "cmp_stopped"  # (query, methods) whose run was stopped: not started again until asked
+CMP_RUN_AGAIN = "cmp_run_again"
 
 # -- labelling component (any page that grades) -------------------------------------------------------
 LBL_JUDGE = "lbl_judge"  # the sidebar judge name (kept for the session across pages)
@@ -59,7 +66,8 @@ LBL_IMPORT_OUTCOME = "lbl_import_outcome"  # (kind, message, hint, warnings) of 
 LBL_LAST_IMPORT = "lbl_last_import"  # (corpus id, {judge: action id}) of the last import of this session
 
 # -- corpus page -----------------------------------------------------------------------------------------
-CORPUS_UPLOADS = "corpus_uploads"
+CORPUS_UPLOADS = "corpus_uploads"  # + the uploader's generation (a new one drops refused files)
+CORPUS_UPLOADS_GEN = "corpus_uploads_gen"
 CORPUS_CHUNK_MODE = "corpus_chunk_mode"
 CORPUS_CHUNK_SIZE = "corpus_chunk_size"
 CORPUS_CHUNK_OVERLAP = "corpus_chunk_overlap"

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from rerank_core.access import GuardedStore
 from rerank_core.coverage import is_low
 from rerank_core.errors import RerankError
 from rerank_core.judgements import DEFAULT_JUDGE, HAND_GRADES, JudgementStore
@@ -45,6 +46,8 @@ SKIP = "skip"
 GRADE_OPTIONS: tuple[str, ...] = ("0", "1", "2", "3", SKIP)
 _SHORT = {"0": "0", "1": "1", "2": "2", "3": "3", SKIP: "skip"}
 LEGEND = "0 not relevant · 1 partly · 2 relevant · 3 perfect · skip = seen, not decided"
+#: the pages pass the store guarded by the session's actor (writes a role may not make are refused)
+LabelStore = JudgementStore | GuardedStore
 
 
 # -- judge ----------------------------------------------------------------------------------------------
@@ -103,7 +106,7 @@ def option_for(grade: int | None, known: bool) -> str | None:
     return str(grade) if grade in HAND_GRADES else None
 
 
-def _on_grade(store: JudgementStore, ref: QueryRef, doc_id: str, key: str, judge: str) -> None:
+def _on_grade(store: LabelStore, ref: QueryRef, doc_id: str, key: str, judge: str) -> None:
     value = st.session_state.get(key)
     if value is None:
         return  # unselected: the stored grade stays and is shown again on this run
@@ -116,7 +119,7 @@ def _on_grade(store: JudgementStore, ref: QueryRef, doc_id: str, key: str, judge
 
 
 def render_grade_controls(
-    store: JudgementStore,
+    store: LabelStore,
     ref: QueryRef,
     doc_id: str,
     column: str,
@@ -171,7 +174,7 @@ def union_of_shown(results: Sequence[RerankResult], k: int) -> list[str]:
 
 
 def render_grading_panel(
-    store: JudgementStore,
+    store: LabelStore,
     ref: QueryRef,
     docs: Sequence[ShownDoc],
     column: str = "panel",
@@ -192,7 +195,7 @@ def render_grading_panel(
             render_grade_controls(store, ref, doc.doc_id, column, judge=judge, grades=grades)
 
 
-def _on_undo(store: JudgementStore, corpus_id: str, judge: str) -> None:
+def _on_undo(store: LabelStore, corpus_id: str, judge: str) -> None:
     try:
         done = store.undo(corpus_id, judge=judge)
     except RerankError as exc:
@@ -205,7 +208,7 @@ def _on_undo(store: JudgementStore, corpus_id: str, judge: str) -> None:
 
 
 def render_undo(
-    store: JudgementStore, corpus_id: str, judge: str | None = None, *, key: str = "lbl_undo"
+    store: LabelStore, corpus_id: str, judge: str | None = None, *, key: str = "lbl_undo"
 ) -> None:
     """A button that takes back the judge's newest label (or whole import) in this corpus."""
     judge = judge or current_judge()
@@ -425,7 +428,7 @@ def parse_judgements_upload(
     return ParsedUpload(rows=rows, queries=queries, file=safe, fmt=used, warnings=warnings, tags=tags)
 
 
-def export_judgements(store: JudgementStore, corpus_id: str, fmt: str, judge: str | None = None) -> str:
+def export_judgements(store: LabelStore, corpus_id: str, fmt: str, judge: str | None = None) -> str:
     """The current judgements as text in ``fmt`` (``trec``, ``beir`` or ``csv``), as the command line writes them."""
     from rerank_core.readers import write_judgements_csv, write_qrels
 
@@ -439,7 +442,7 @@ def export_judgements(store: JudgementStore, corpus_id: str, fmt: str, judge: st
         raise _as_upload_error(exc, f"{EXPORT_FORMATS[fmt]} export") from None
 
 
-def export_queries(store: JudgementStore, corpus_id: str) -> str:
+def export_queries(store: LabelStore, corpus_id: str) -> str:
     from rerank_core.readers import write_queries_jsonl
 
     return write_queries_jsonl(store.queries(corpus_id), store.tags(corpus_id))

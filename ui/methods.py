@@ -27,8 +27,9 @@ def first_stages(settings: Settings | None = None) -> list[str]:
     return out
 
 
-def rerankers() -> list[str]:
-    return [m.name for m in methods(RERANKER_KIND)]
+def rerankers(settings: Settings | None = None) -> list[str]:
+    """The rerankers to offer (in demo mode, only the ones ``[demo] methods`` lists)."""
+    return [m.name for m in methods(RERANKER_KIND) if settings is None or settings.demo.offers(m.name)]
 
 
 def info(name: str) -> MethodInfo | None:

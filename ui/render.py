@@ -49,65 +49,200 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
+# The page's colours, as CSS variables: light by default, dark when the system prefers it (Streamlit's theme
+# follows the system too, see .streamlit/config.toml) or when the app's theme is dark (st.context.theme).
+LIGHT = {
+    "surface": "#ffffff",
+    "surface-2": "#f8fafc",
+    "border": "#e2e8f0",
+    "text": "#0f172a",
+    "text-2": "#475569",
+    "text-3": "#64748b",
+    "rank": "#334155",
+    "chip-bg": "#e2e8f0",
+    "chip-fg": "#334155",
+    "lat-bg": "#e0e7ff",
+    "lat-fg": "#3730a3",
+    "score-bg": "#f1f5f9",
+    "score-fg": "#1e293b",
+    "same-bg": "#f1f5f9",
+    "same-fg": "#64748b",
+    "new-bg": "#2563eb",
+    "new-fg": "#ffffff",
+    "up-fg": "#14532d",
+    "down-fg": "#7f1d1d",
+    "hl": "#f59e0b",
+    "hl-bg": "#fffbeb",
+    "flag-bg": "#fef3c7",
+    "flag-fg": "#92400e",
+    "drop-bg": "#fef2f2",
+    "drop-fg": "#7f1d1d",
+    "drop-border": "#fecaca",
+    "drop-strong": "#991b1b",
+    "link": "#4f46e5",
+    "live-bg": "#dcfce7",
+    "live-fg": "#14532d",
+    "mute-bg": "#f1f5f9",
+    "mute-fg": "#64748b",
+    "g3-bg": "#15803d",
+    "g3-fg": "#ffffff",
+    "g3-bar": "#15803d",
+    "g2-bg": "#4ade80",
+    "g2-fg": "#14532d",
+    "g2-bar": "#4ade80",
+    "g1-bg": "#fde68a",
+    "g1-fg": "#78350f",
+    "g1-bar": "#fbbf24",
+    "g0-bg": "#fecaca",
+    "g0-fg": "#7f1d1d",
+    "g0-bar": "#f87171",
+    "gs-bg": "#e2e8f0",
+    "gs-fg": "#475569",
+    "gs-bar": "#cbd5e1",
+    "gx-bg": "#e0e7ff",
+    "gx-fg": "#3730a3",
+    "cov-bg": "#ecfeff",
+    "cov-fg": "#155e75",
+    "llm-bg": "#ede9fe",
+    "llm-fg": "#5b21b6",
+    "llm-border": "#a78bfa",
+}
+DARK = {
+    "surface": "#161b26",
+    "surface-2": "#1c2331",
+    "border": "#323b4e",
+    "text": "#e5e7eb",
+    "text-2": "#aab4c5",
+    "text-3": "#8b95a8",
+    "rank": "#cbd5e1",
+    "chip-bg": "#2b3345",
+    "chip-fg": "#d5dbe5",
+    "lat-bg": "#312e81",
+    "lat-fg": "#c7d2fe",
+    "score-bg": "#252d3d",
+    "score-fg": "#e2e8f0",
+    "same-bg": "#252d3d",
+    "same-fg": "#aab4c5",
+    "new-bg": "#3b82f6",
+    "new-fg": "#ffffff",
+    "up-fg": "#bbf7d0",
+    "down-fg": "#fecaca",
+    "hl": "#fbbf24",
+    "hl-bg": "#3a2f12",
+    "flag-bg": "#4a3712",
+    "flag-fg": "#fde68a",
+    "drop-bg": "#3a1719",
+    "drop-fg": "#fecaca",
+    "drop-border": "#7f1d1d",
+    "drop-strong": "#fca5a5",
+    "link": "#a5b4fc",
+    "live-bg": "#14532d",
+    "live-fg": "#bbf7d0",
+    "mute-bg": "#252d3d",
+    "mute-fg": "#aab4c5",
+    "g3-bg": "#16a34a",
+    "g3-fg": "#ffffff",
+    "g3-bar": "#22c55e",
+    "g2-bg": "#166534",
+    "g2-fg": "#dcfce7",
+    "g2-bar": "#4ade80",
+    "g1-bg": "#854d0e",
+    "g1-fg": "#fef3c7",
+    "g1-bar": "#fbbf24",
+    "g0-bg": "#7f1d1d",
+    "g0-fg": "#fee2e2",
+    "g0-bar": "#f87171",
+    "gs-bg": "#334155",
+    "gs-fg": "#e2e8f0",
+    "gs-bar": "#64748b",
+    "gx-bg": "#312e81",
+    "gx-fg": "#e0e7ff",
+    "cov-bg": "#164e63",
+    "cov-fg": "#cffafe",
+    "llm-bg": "#3b0764",
+    "llm-fg": "#e9d5ff",
+    "llm-border": "#a78bfa",
+}
+#: below this width (px) the comparison shows one order at a time (a method picker) instead of columns
+NARROW_PX = 700
+NARROW_PICKER = "rp-narrow-picker"  # the key of the picker's container
+
+
+def _variables(colours: Mapping[str, str]) -> str:
+    return " ".join(f"--rp-{name}: {value};" for name, value in colours.items())
+
+
+def theme_css(theme: str | None) -> str:
+    """The colour variables: for ``"light"`` or ``"dark"`` (the app's theme, when known), else light with a
+    dark override when the system prefers dark."""
+    if theme == "dark":
+        return f":root {{{_variables(DARK)}}}"
+    if theme == "light":
+        return f":root {{{_variables(LIGHT)}}}"
+    return (
+        f":root {{{_variables(LIGHT)}}}\n@media (prefers-color-scheme: dark) {{:root {{{_variables(DARK)}}}}}"
+    )
+
+
 CSS = """
-<style>
 [data-testid="stMainBlockContainer"] {padding-top: 2.2rem;}
-.rp-colhead {border-top: 4px solid var(--rp-c); background: #f8fafc; border-radius: 6px;
+.rp-colhead {border-top: 4px solid var(--rp-c); background: var(--rp-surface-2); border-radius: 6px;
   padding: 8px 10px 6px 10px; margin-bottom: 6px; min-height: 120px;}
-.rp-colhead .rp-name {font-weight: 700; font-size: 1.0rem; color: #0f172a; word-break: break-word;}
-.rp-colhead .rp-label {font-size: 0.78rem; color: #475569; margin: 1px 0 4px 0; word-break: break-word;}
+.rp-colhead .rp-name {font-weight: 700; font-size: 1.0rem; color: var(--rp-text); word-break: break-word;}
+.rp-colhead .rp-label {font-size: 0.78rem; color: var(--rp-text-2); margin: 1px 0 4px 0; word-break: break-word;}
 .rp-chip {display: inline-block; font-size: 0.72rem; padding: 1px 7px; border-radius: 999px;
-  background: #e2e8f0; color: #334155; margin: 2px 4px 0 0; white-space: nowrap;}
-.rp-chip.rp-lat {background: #e0e7ff; color: #3730a3;}
-.rp-row {display: flex; gap: 8px; padding: 7px 8px; border: 1px solid #e2e8f0; border-radius: 6px;
-  margin-bottom: 6px; background: #fff;}
-.rp-row.rp-hl {border: 2px solid #f59e0b; background: #fffbeb; box-shadow: 0 0 0 3px rgba(245,158,11,.18);}
-.rp-rank {font-weight: 700; color: #334155; min-width: 1.6rem; text-align: right; font-size: 0.95rem;}
+  background: var(--rp-chip-bg); color: var(--rp-chip-fg); margin: 2px 4px 0 0; white-space: nowrap;}
+.rp-chip.rp-lat {background: var(--rp-lat-bg); color: var(--rp-lat-fg);}
+.rp-row {display: flex; gap: 8px; padding: 7px 8px; border: 1px solid var(--rp-border); border-radius: 6px;
+  margin-bottom: 6px; background: var(--rp-surface);}
+.rp-row.rp-hl {border: 2px solid var(--rp-hl); background: var(--rp-hl-bg); box-shadow: 0 0 0 3px rgba(245,158,11,.18);}
+.rp-rank {font-weight: 700; color: var(--rp-rank); min-width: 1.6rem; text-align: right; font-size: 0.95rem;}
 .rp-body {flex: 1; min-width: 0;}
-.rp-title {font-weight: 600; font-size: 0.86rem; color: #0f172a; line-height: 1.25; word-break: break-word;}
-.rp-id {font-size: 0.7rem; color: #94a3b8; font-family: ui-monospace, monospace; word-break: break-all;}
-.rp-snip {font-size: 0.78rem; color: #475569; line-height: 1.3; margin-top: 2px; word-break: break-word;}
+.rp-title {font-weight: 600; font-size: 0.86rem; color: var(--rp-text); line-height: 1.25; word-break: break-word;}
+.rp-id {font-size: 0.7rem; color: var(--rp-text-3); font-family: ui-monospace, monospace; word-break: break-all;}
+.rp-snip {font-size: 0.78rem; color: var(--rp-text-2); line-height: 1.3; margin-top: 2px; word-break: break-word;}
 .rp-meta {margin-top: 4px; display: flex; flex-wrap: wrap; gap: 4px; align-items: center;}
-.rp-score {font-family: ui-monospace, monospace; font-size: 0.74rem; color: #1e293b; background: #f1f5f9;
-  padding: 0 6px; border-radius: 4px;}
+.rp-score {font-family: ui-monospace, monospace; font-size: 0.74rem; color: var(--rp-score-fg);
+  background: var(--rp-score-bg); padding: 0 6px; border-radius: 4px;}
 .rp-mv {font-size: 0.72rem; font-weight: 700; padding: 0 6px; border-radius: 4px;}
-.rp-mv.rp-same {color: #64748b; background: #f1f5f9;}
-.rp-mv.rp-new {color: #fff; background: #2563eb;}
-.rp-flag {font-size: 0.68rem; padding: 0 6px; border-radius: 4px; background: #fef3c7; color: #92400e;}
+.rp-mv.rp-same {color: var(--rp-same-fg); background: var(--rp-same-bg);}
+.rp-mv.rp-new {color: var(--rp-new-fg); background: var(--rp-new-bg);}
+.rp-flag {font-size: 0.68rem; padding: 0 6px; border-radius: 4px; background: var(--rp-flag-bg); color: var(--rp-flag-fg);}
 .rp-row details {margin-top: 3px;}
-.rp-row summary {font-size: 0.72rem; color: #4f46e5; cursor: pointer;}
-.rp-full {font-size: 0.78rem; color: #1e293b; white-space: normal; max-height: 260px; overflow-y: auto;
-  background: #f8fafc; padding: 6px; border-radius: 4px; margin-top: 3px; word-break: break-word;}
-.rp-drop {font-size: 0.74rem; color: #7f1d1d; background: #fef2f2; border: 1px dashed #fecaca;
-  border-radius: 6px; padding: 6px 8px; margin-top: 2px;}
-.rp-drop b {color: #991b1b;}
-.rp-unavail {border: 1px dashed #cbd5e1; border-radius: 6px; padding: 10px; background: #f8fafc;
-  font-size: 0.8rem; color: #334155;}
-.rp-chip.rp-live {background: #dcfce7; color: #14532d; font-weight: 600;}
-.rp-chip.rp-live.rp-none {background: #f1f5f9; color: #64748b; font-weight: 400;}
-.rp-chip.rp-cov {background: #ecfeff; color: #155e75;}
-.rp-chip.rp-cov.rp-low {background: #fef3c7; color: #92400e; font-weight: 600;}
-.rp-chip.rp-fell {background: #fef3c7; color: #92400e; font-weight: 600;}
-.rp-grade.rp-gllm {background: #ede9fe; color: #5b21b6; font-weight: 600; border: 1px dashed #a78bfa;}
+.rp-row summary {font-size: 0.72rem; color: var(--rp-link); cursor: pointer;}
+.rp-full {font-size: 0.78rem; color: var(--rp-score-fg); white-space: normal; max-height: 260px; overflow-y: auto;
+  background: var(--rp-surface-2); padding: 6px; border-radius: 4px; margin-top: 3px; word-break: break-word;}
+.rp-drop {font-size: 0.74rem; color: var(--rp-drop-fg); background: var(--rp-drop-bg);
+  border: 1px dashed var(--rp-drop-border); border-radius: 6px; padding: 6px 8px; margin-top: 2px;}
+.rp-drop b {color: var(--rp-drop-strong);}
+.rp-unavail {border: 1px dashed var(--rp-border); border-radius: 6px; padding: 10px; background: var(--rp-surface-2);
+  font-size: 0.8rem; color: var(--rp-rank);}
+.rp-chip.rp-live {background: var(--rp-live-bg); color: var(--rp-live-fg); font-weight: 600;}
+.rp-chip.rp-live.rp-none {background: var(--rp-mute-bg); color: var(--rp-mute-fg); font-weight: 400;}
+.rp-chip.rp-cov {background: var(--rp-cov-bg); color: var(--rp-cov-fg);}
+.rp-chip.rp-cov.rp-low {background: var(--rp-flag-bg); color: var(--rp-flag-fg); font-weight: 600;}
+.rp-chip.rp-fell {background: var(--rp-flag-bg); color: var(--rp-flag-fg); font-weight: 600;}
+.rp-grade.rp-gllm {background: var(--rp-llm-bg); color: var(--rp-llm-fg); font-weight: 600;
+  border: 1px dashed var(--rp-llm-border);}
 .rp-grade {font-size: 0.7rem; font-weight: 700; padding: 0 7px; border-radius: 999px; white-space: nowrap;}
-.rp-grade.rp-g3 {background: #15803d; color: #fff;}
-.rp-grade.rp-g2 {background: #4ade80; color: #14532d;}
-.rp-grade.rp-g1 {background: #fde68a; color: #78350f;}
-.rp-grade.rp-g0 {background: #fecaca; color: #7f1d1d;}
-.rp-grade.rp-gs {background: #e2e8f0; color: #475569; font-weight: 600;}
-.rp-grade.rp-gx {background: #e0e7ff; color: #3730a3;}
-.rp-row.rp-g3 {box-shadow: inset 4px 0 0 #15803d;}
-.rp-row.rp-g2 {box-shadow: inset 4px 0 0 #4ade80;}
-.rp-row.rp-g1 {box-shadow: inset 4px 0 0 #fbbf24;}
-.rp-row.rp-g0 {box-shadow: inset 4px 0 0 #f87171;}
-.rp-row.rp-gs {box-shadow: inset 4px 0 0 #cbd5e1;}
+.rp-grade.rp-g3 {background: var(--rp-g3-bg); color: var(--rp-g3-fg);}
+.rp-grade.rp-g2 {background: var(--rp-g2-bg); color: var(--rp-g2-fg);}
+.rp-grade.rp-g1 {background: var(--rp-g1-bg); color: var(--rp-g1-fg);}
+.rp-grade.rp-g0 {background: var(--rp-g0-bg); color: var(--rp-g0-fg);}
+.rp-grade.rp-gs {background: var(--rp-gs-bg); color: var(--rp-gs-fg); font-weight: 600;}
+.rp-grade.rp-gx {background: var(--rp-gx-bg); color: var(--rp-gx-fg);}
+.rp-row.rp-g3 {box-shadow: inset 4px 0 0 var(--rp-g3-bar);}
+.rp-row.rp-g2 {box-shadow: inset 4px 0 0 var(--rp-g2-bar);}
+.rp-row.rp-g1 {box-shadow: inset 4px 0 0 var(--rp-g1-bar);}
+.rp-row.rp-g0 {box-shadow: inset 4px 0 0 var(--rp-g0-bar);}
+.rp-row.rp-gs {box-shadow: inset 4px 0 0 var(--rp-gs-bar);}
 .rp-row.rp-hl.rp-g3, .rp-row.rp-hl.rp-g2, .rp-row.rp-hl.rp-g1, .rp-row.rp-hl.rp-g0, .rp-row.rp-hl.rp-gs {
   box-shadow: 0 0 0 3px rgba(245,158,11,.18);}
 /* a row with its grade buttons: one card, the buttons under the text */
-[class*="st-key-rpcard-"] {border: 1px solid #e2e8f0; border-radius: 6px; background: #fff;
+[class*="st-key-rpcard-"] {border: 1px solid var(--rp-border); border-radius: 6px; background: var(--rp-surface);
   padding: 0 0 5px 0; margin-bottom: 0;}
 [class*="st-key-rpcard-"] .rp-row {border: none; margin-bottom: 0; padding-bottom: 3px; border-radius: 6px 6px 0 0;}
-[class*="st-key-rpcard-"] .rp-row.rp-hl {border: 2px solid #f59e0b;}
+[class*="st-key-rpcard-"] .rp-row.rp-hl {border: 2px solid var(--rp-hl);}
 [class*="st-key-rpcard-"] [data-testid="stButtonGroup"] {padding-left: 2.35rem;}
 [class*="st-key-rpcard-"] [data-testid="stButtonGroup"] button {min-height: 1.55rem; padding: 0 0.6rem;
   font-size: 0.75rem;}
@@ -115,22 +250,45 @@ CSS = """
 /* the chosen grade filled with its badge colour, hovered or not (buttons: 0, 1, 2, 3, skip) */
 [class*="st-key-lbl_grade-"] button[aria-checked="true"] {font-weight: 700;}
 [class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(1) {
-  background: #fecaca !important; color: #7f1d1d !important; border-color: #f87171;}
+  background: var(--rp-g0-bg) !important; color: var(--rp-g0-fg) !important; border-color: var(--rp-g0-bar);}
 [class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(2) {
-  background: #fde68a !important; color: #78350f !important; border-color: #fbbf24;}
+  background: var(--rp-g1-bg) !important; color: var(--rp-g1-fg) !important; border-color: var(--rp-g1-bar);}
 [class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(3) {
-  background: #4ade80 !important; color: #14532d !important; border-color: #22c55e;}
+  background: var(--rp-g2-bg) !important; color: var(--rp-g2-fg) !important; border-color: var(--rp-g2-bar);}
 [class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(4) {
-  background: #15803d !important; color: #fff !important; border-color: #15803d;}
+  background: var(--rp-g3-bg) !important; color: var(--rp-g3-fg) !important; border-color: var(--rp-g3-bar);}
 [class*="st-key-lbl_grade-"] button[aria-checked="true"]:nth-of-type(5) {
-  background: #e2e8f0 !important; color: #334155 !important; border-color: #94a3b8;}
-</style>
-"""
+  background: var(--rp-gs-bg) !important; color: var(--rp-gs-fg) !important; border-color: var(--rp-gs-bar);}
+/* the order picker is for narrow screens only */
+@media (min-width: WIDEpx) {.st-key-PICKER {display: none;}}
+""".replace("WIDE", str(NARROW_PX + 1)).replace("PICKER", NARROW_PICKER)
 
 
 def inject_css() -> None:
-    """The page's static stylesheet (no user data)."""
-    st.html(CSS)
+    """The page's static stylesheet and its colours for the app's theme (no user data)."""
+    try:
+        theme = st.context.theme.type
+    except Exception:  # noqa: BLE001 - not known yet (first run) or not available: follow the system
+        theme = None
+    st.html(f"<style>{theme_css(theme)}\n{CSS}</style>")
+
+
+def column_key(index: int) -> str:
+    """The key of the container that holds comparison column ``index`` (0: the first stage)."""
+    return f"rpcol-c{index}"
+
+
+def narrow_layout(shown: int, count: int) -> None:
+    """On a screen narrower than :data:`NARROW_PX`, show only comparison column ``shown`` of ``count``, full
+    width (the picker above chooses it); wider screens keep every column side by side."""
+    hidden = ", ".join(
+        f'[data-testid="stColumn"]:has(.st-key-{column_key(i)})' for i in range(count) if i != shown
+    )
+    row = f'[data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-{column_key(0)})'
+    rules = f"{row} > [data-testid='stColumn'] {{flex: 1 1 100% !important; width: 100% !important; min-width: 100% !important;}}"
+    if hidden:
+        rules += f" {hidden} {{display: none !important;}}"
+    st.html(f"<style>@media (max-width: {NARROW_PX}px) {{{rules}}}</style>")
 
 
 # -- movement ---------------------------------------------------------------------------------------------
@@ -148,7 +306,7 @@ def movement_badge(row: RankedItem, k: int, *, baseline: bool = False) -> str:
     strength = min(abs(m), 12) / 12
     alpha = 0.18 + 0.82 * strength
     rgb = "22,163,74" if m > 0 else "220,38,38"
-    fg = "#fff" if alpha > 0.55 else ("#14532d" if m > 0 else "#7f1d1d")
+    fg = "#fff" if alpha > 0.55 else ("var(--rp-up-fg)" if m > 0 else "var(--rp-down-fg)")
     arrow = "▲" if m > 0 else "▼"
     return (
         f'<span class="rp-mv" style="background: rgba({rgb},{alpha:.2f}); color: {fg}" '
@@ -378,12 +536,35 @@ def is_unavailable(result: RerankResult | None) -> bool:
 
 
 _ERROR_TITLES = {
+    "quota": "Quota reached",
+    "rate-limit": "Too many runs this minute",
+    "access-denied": "Not allowed",
     "model-not-found": "Model not available here",
     "missing-api-key": "API key needed",
     "unavailable": "Not available here",
     "invalid-method": "Invalid method or option",
     "config": "Configuration problem",
 }
+
+
+#: results that are not a method's failure: a limit reached, or the user's Stop (shown as information)
+_NOT_FAILURES = {
+    "quota": ":material/hourglass_top:",
+    "rate-limit": ":material/hourglass_top:",
+    "stopped": ":material/stop_circle:",
+}
+_ERROR_TITLES["stopped"] = "Stopped"
+
+
+def stopped_result(spec: str) -> RerankResult:
+    """The column of a method the user stopped before it ran."""
+    from rerank_core.types import MethodError, ScoreScale
+
+    return RerankResult(
+        method=spec,
+        scale=ScoreScale.LOGIT,
+        error=MethodError(kind="stopped", message="Stopped before it ran.", hint="press Run them above"),
+    )
 
 
 def short_reason(message: str, limit: int = 110) -> str:
@@ -456,9 +637,10 @@ def method_column(
         st.html(
             column_header(ColumnSpec(name=title, label=model or blurb, scale="not run", colour="#cbd5e1"))
         )
-        st.error(
+        box = st.info if err.kind in _NOT_FAILURES else st.error
+        box(
             f"**{_ERROR_TITLES.get(err.kind, 'Failed')}**  \n{md_escape(short_reason(err.message))}",
-            icon=":material/block:",
+            icon=_NOT_FAILURES.get(err.kind, ":material/block:"),
         )
         with st.expander("Why, and how to fix"):
             st.caption(md_escape(err.message))
@@ -540,7 +722,7 @@ def latency_figure(
         shared_yaxes=True,
         horizontal_spacing=0.04,
         column_widths=[0.62, 0.38],
-        subplot_titles=("Query latency (ms, same candidates)", "One-off model load / index build (s)"),
+        subplot_titles=("Query latency (ms)<br>same candidates", "One-off load (s)<br>model or index"),
     )
     fig.add_trace(
         go.Bar(

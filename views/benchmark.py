@@ -12,18 +12,19 @@ import json
 
 import streamlit as st
 
-from rerank_core import analysis
+from rerank_core import access, analysis
+from rerank_core.access import Permission
 from rerank_core.agreement import merge_qrels
 from rerank_core.analysis import DEFAULT_DEPTHS, KNEE_TOLERANCE
 from rerank_core.answers import per_query_results, score_histograms, tag_tables
-from rerank_core.benchmark import KEY_MEASURE, labelled_dataset, qrels_coverage, run_benchmark
+from rerank_core.benchmark import KEY_MEASURE, labelled_dataset, qrels_coverage
 from rerank_core.cost import Budget, BudgetExceeded
 from rerank_core.errors import RerankError
 from rerank_core.progress import Cancelled
 from rerank_core.registry import RERANKERS
 from rerank_core.types import Dataset, MethodSpec
 from ui import benchmark_view as view
-from ui import judging_view, keys, methods, page, render, resources
+from ui import identity, judging_view, keys, methods, page, render, resources
 from ui import report_view as reports
 
 RESULT = keys.BENCH_RESULT
@@ -36,6 +37,7 @@ render.inject_css()
 st.title("Benchmark")
 
 settings = page.settings_or_stop()
+actor = identity.current(settings)
 active = page.corpus_or_stop(settings)
 corpus = active.corpus
 corpus_id = active.id
@@ -248,10 +250,13 @@ budget = (
 # -----------------------------------------------------------------------------------------------------------
 
 b1, b2, _ = st.columns([2, 1, 3])
-run_clicked = b1.button(
+may_run = actor.can(Permission.BENCHMARK)  # a benchmark takes the server's cores for minutes: admins only
+run_clicked = may_run and b1.button(
     "Run benchmark", type="primary", icon=":material/play_arrow:", key=keys.BENCH_RUN, on_click=_start
 )
-b2.button(
+if not may_run:
+    b1.caption(f"Running a benchmark needs the admin role (you are {actor.role.value}).")
+may_run and b2.button(
     "Cancel",
     icon=":material/stop:",
     key=keys.BENCH_CANCEL_BUTTON,
@@ -284,7 +289,8 @@ if run_clicked:
             raise RerankError(
                 f"the {first_stage} first stage cannot be built: {message}", hint=hint
             ) from None
-        bench = run_benchmark(
+        bench = access.run_benchmark(  # refuses an actor who may not run benchmarks
+            actor,
             dataset,
             first_stage,
             depth,

@@ -15,13 +15,16 @@ run is recorded in the store's shadow log; a memoised result shown again is not.
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
+from rerank_core.access import GuardedStore, Permission
 from rerank_core.compare import Comparison
-from rerank_core.judgements import JudgementStore
 from rerank_core.progress import ProgressFn
+from rerank_core.serving import admission
 from rerank_core.types import Candidate, MethodSpec, RerankResult
-from ui import judging_view, keys, labelling, methods, page, render, resources
+from ui import identity, judging_view, keys, labelling, methods, page, render, resources
 from ui import report_view as reports
 from ui.corpus_state import example_queries
 
@@ -32,6 +35,8 @@ LLM_OFFLINE_TIP = (
 DEFAULT_DEPTH = 50
 DEFAULT_SHOW = 10
 
+RUN_STARTED = time.perf_counter()  # the server's own time to results is shown under the chart
+
 render.inject_css()
 st.title("Compare rerankers")
 
@@ -41,18 +46,21 @@ corpus = stored.corpus
 corpus_id = stored.id
 runtime = resources.runtime()
 
-# -- labels: the judge (sidebar) and the judgement store; the page works without a store ---------------
-judge = labelling.render_judge_input()
+# -- labels: who grades (the sidebar says) and the judgement store; the page works without a store ----------
+actor = identity.current(settings)
+judge = actor.judge
+can_grade = actor.can(Permission.GRADE)
 with st.sidebar:
-    st.caption(
-        f"Grades: {labelling.LEGEND}. Stored once per query and document, whichever column you grade "
-        f"it in, under corpus id {labelling.code(corpus_id)}."
-    )
+    if can_grade:
+        st.caption(
+            f"Grades: {labelling.LEGEND}. Stored once per query and document, whichever column you grade "
+            f"it in, under corpus id {labelling.code(corpus_id)}."
+        )
     st.page_link("views/labels.py", label="All labels and the shadow log", icon=":material/fact_check:")
-label_store: JudgementStore | None
+label_store: GuardedStore | None
 store_problem: tuple[str, str | None] | None = None
 try:
-    label_store = resources.label_store(settings)
+    label_store = GuardedStore(resources.label_store(settings), actor)
 except Exception as exc:  # noqa: BLE001 - comparing still works without labels
     label_store = None
     store_problem = resources.describe_error(exc)
@@ -60,7 +68,7 @@ except Exception as exc:  # noqa: BLE001 - comparing still works without labels
 st.caption(page.corpus_caption(stored))
 
 # -- the query --------------------------------------------------------------------------------------------
-examples = example_queries(stored)
+examples = example_queries(stored, settings=settings)
 if keys.Q not in st.session_state and not st.query_params.get(keys.Q) and examples:
     st.session_state[keys.Q] = examples[0]  # a first comparison without typing anything
 
@@ -114,7 +122,7 @@ if examples:
 # -- settings ----------------------------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
 with c1:
-    offered = methods.first_stages(settings)
+    offered = [m for m in methods.first_stages(settings) if settings.demo.offers(m, first_stage=True)]
     # options are shown as they appear in the URL (a bound widget writes the shown text there)
     first_stage = (
         st.segmented_control(
@@ -159,8 +167,8 @@ m1, m2, m3 = st.columns([6, 1, 1], vertical_alignment="bottom")
 with m1:
     chosen = st.multiselect(
         "Methods",
-        methods.rerankers(),
-        default=[m for m in methods.DEFAULT_METHODS if m in methods.rerankers()],
+        methods.rerankers(settings),
+        default=[m for m in methods.DEFAULT_METHODS if m in methods.rerankers(settings)],
         key=keys.METHODS,
         bind="query-params",
         placeholder="Choose rerankers to compare",
@@ -181,6 +189,8 @@ with m2:
             )
 with m3:
     secrets = sorted({s for name in chosen if (i := methods.info(name)) is not None for s in i.secrets})
+    if not identity.typed_keys_allowed(settings, actor):  # a demo's keys, or a non-admin's: the server's only
+        secrets = []
     with st.popover("API keys", icon=":material/key:", width="stretch", disabled=not secrets):
         st.caption(
             "For the hosted methods chosen. Kept in this browser session only: never in the URL, the logs or "
@@ -285,7 +295,7 @@ judges = judged.judges
 # -----------------------------------------------------------------------------------------------------------
 
 with mode_col:
-    grading = st.toggle(
+    grading = can_grade and st.toggle(  # a viewer gets no grade buttons at all
         "Grade buttons",
         value=True,
         key=keys.CMP_GRADE_MODE,
@@ -324,6 +334,21 @@ results: dict[str, RerankResult | None] = {
     spec: runtime.memoised(query, corpus, first_stage, depth, spec, settings) for spec in specs
 }
 weights = [3] + [2 if render.is_unavailable(results[s]) else 3 for s in specs]
+
+# a narrow screen (a phone) shows one order at a time, picked here; on a wide one the picker is hidden
+order_options = ["first", *specs]
+if st.session_state.get(keys.CMP_ORDER) not in order_options:
+    st.session_state[keys.CMP_ORDER] = specs[0] if specs else "first"
+with st.container(key=render.NARROW_PICKER):
+    st.segmented_control(
+        "Order shown",
+        order_options,
+        format_func=lambda o: fs_title if o == "first" else methods.title(o),
+        key=keys.CMP_ORDER,
+        required=True,
+        help="A narrow screen shows one order at a time; a wider one shows every order side by side.",
+    )
+render.narrow_layout(order_options.index(st.session_state[keys.CMP_ORDER]), len(order_options))
 columns = st.columns(weights, gap="small")
 
 
@@ -338,7 +363,7 @@ def _comparison(shown: list[RerankResult]) -> Comparison:
     )
 
 
-with columns[0]:
+with columns[0], st.container(key=render.column_key(0)):
     live = _live(first_result)
     cov = _coverage(first_result)
     render.draw_column(
@@ -367,7 +392,10 @@ with columns[0]:
         llm=judged.llm,
     )
 
-slots = {spec: col.empty() for spec, col in zip(specs, columns[1:], strict=True)}
+slots = {
+    spec: col.container(key=render.column_key(i)).empty()
+    for i, (spec, col) in enumerate(zip(specs, columns[1:], strict=True), start=1)
+}
 
 
 def _draw(spec: str, res: RerankResult | None) -> None:
@@ -395,9 +423,45 @@ def _draw(spec: str, res: RerankResult | None) -> None:
 for spec in specs:
     _draw(spec, results[spec])
 
+# a run stopped with the Stop button stays stopped for this query until asked to run again
 missing = [spec for spec in specs if results[spec] is None]
+run_signature = (corpus_id, query, first_stage, depth)
+stopped = st.session_state.get(keys.CMP_STOPPED)
+if stopped is not None and stopped[0] != run_signature:
+    st.session_state.pop(keys.CMP_STOPPED, None)
+    stopped = None
+held = [spec for spec in missing if stopped is not None and spec in stopped[1]]
+missing = [spec for spec in missing if spec not in held]
+if held:
+    with progress_area:
+        st.info(
+            f"Stopped: {', '.join(methods.title(s) for s in held)} did not run for this query.",
+            icon=":material/stop_circle:",
+        )
+        st.button(
+            "Run them",
+            key=keys.CMP_RUN_AGAIN,
+            icon=":material/play_arrow:",
+            on_click=lambda: st.session_state.pop(keys.CMP_STOPPED, None),
+        )
+    for spec in held:
+        _draw(spec, render.stopped_result(spec))
+
+
+def _stop(signature: tuple, specs: tuple[str, ...]) -> None:
+    st.session_state[keys.CMP_STOPPED] = (signature, specs)
+
+
 if missing:
     with progress_area, st.status(f"Reranking {len(candidates)} candidates…", expanded=True) as box:
+        st.button(
+            "Stop",
+            key=keys.CMP_STOP,
+            icon=":material/stop:",
+            on_click=_stop,
+            args=(run_signature, tuple(missing)),
+            help="Methods not started yet do not run; the one running now finishes first.",
+        )
         bar = st.progress(0.0, text="Starting…")
 
         def _on_result(spec: str, res: RerankResult) -> None:
@@ -416,15 +480,17 @@ if missing:
             on_result=_on_result,
             shadow=label_store,
             order=methods.execution_order,
+            admit=admission(resources.limiter(settings), identity.quota_user(actor)),
         )
         log_problems += run.problems
         box.update(label=f"Reranked {len(candidates)} candidates", state="complete", expanded=False)
 
 # -- once every order is in: notices, the highlight picker, latency and agreement --------------------------
-done = [results[spec] for spec in specs if results[spec] is not None]
+ran = [spec for spec in specs if results[spec] is not None]
+done = [results[spec] for spec in ran]
 comparison = _comparison(done)  # type: ignore[arg-type]
 display = {first_result.method: fs_title}
-for spec, res in zip(specs, done, strict=True):
+for spec, res in zip(ran, done, strict=True):
     display[res.method] = render.fallback_title(methods.title(spec)) if res.fallback else methods.title(spec)
 
 st.session_state[keys.CMP_LAST] = {
@@ -456,7 +522,8 @@ with summary:
     st.markdown("##### Latency and agreement")
     st.caption(
         f"Results for “{render.md_escape(query)}” · {len(candidates)} candidates from "
-        f"{methods.first_stage_title(first_stage)} · {len(done)} method(s)"
+        f"{methods.first_stage_title(first_stage)} · {len(done)} method(s) · "
+        f"served in {time.perf_counter() - RUN_STARTED:.2f} s"
     )
     left, right = st.columns([3, 2], gap="medium")
     with left:
@@ -466,7 +533,7 @@ with summary:
         chart_colours = [render.FIRST_STAGE_COLOUR]
         not_run = []
         fell_back = []
-        for spec, res in zip(specs, done, strict=True):
+        for spec, res in zip(ran, done, strict=True):
             if res.items and not res.fallback:
                 chart_names.append(display[res.method])
                 chart_ms.append(res.latency_ms)
@@ -538,33 +605,41 @@ with labels_area:
             labelling.render_live_metrics(ordered, show, metric_grades, judges, basis=judged.label)
         with side_col:
             labelling.show_notice()
-            st.caption(
-                f"**Grade** any shown document with the buttons under it: {labelling.LEGEND}. One grade "
-                "per document, whichever column you click; every column shows it as a badge."
-            )
             matched = ref.query_id in stored.queries
-            st.caption(
-                f"Judge **{render.md_escape(judge)}** (change it in the sidebar, top left) · query id "
-                f"{labelling.code(ref.query_id)}"
+            where = (
+                f"query id {labelling.code(ref.query_id)}"
                 + (" (one of the corpus's queries)" if matched else " (a typed query)")
                 + f" · corpus id {labelling.code(corpus_id)}"
             )
-            labelling.render_undo(label_store, corpus_id, judge)
+            if can_grade:
+                st.caption(
+                    f"**Grade** any shown document with the buttons under it: {labelling.LEGEND}. One grade "
+                    "per document, whichever column you click; every column shows it as a badge."
+                )
+                how = "your sign-in" if actor.signed_in else "change it in the sidebar, top left"
+                st.caption(f"Judge **{render.md_escape(judge)}** ({how}) · {where}")
+                labelling.render_undo(label_store, corpus_id, judge)
+            else:
+                st.caption(
+                    f"Viewing as **{render.md_escape(actor.identity)}** ({actor.role.value}): the metrics rest on "
+                    f"everyone's labels; grading needs the labeller role · {where}"
+                )
             judging_view.render_guideline(label_store, corpus_id)
         # -- answers: an LLM grades the shown documents no person graded (stored as its own judge) ---------
-        shown_docs = labelling.union_of_shown([first_result, *done], show)
-        by_doc = {c.doc_id: c for c in candidates}
-        judging_view.render_llm_grading(
-            label_store,
-            corpus_id,
-            ref.query_id,
-            query,
-            [(d, by_doc[d].full_text) for d in shown_docs],
-            grades,
-            settings,
-            model_key=keys.CMP_JUDGE_MODEL,
-            go_key=keys.CMP_JUDGE_GO,
-        )
+        if actor.can(Permission.IMPORT):  # it writes another judge's labels, as an import does
+            shown_docs = labelling.union_of_shown([first_result, *done], show)
+            by_doc = {c.doc_id: c for c in candidates}
+            judging_view.render_llm_grading(
+                label_store,
+                corpus_id,
+                ref.query_id,
+                query,
+                [(d, by_doc[d].full_text) for d in shown_docs],
+                grades,
+                settings,
+                model_key=keys.CMP_JUDGE_MODEL,
+                go_key=keys.CMP_JUDGE_GO,
+            )
         # ------------------------------------------------------------------------------------------------------
         for problem_text in log_problems:
             st.caption(render.md_escape(problem_text))

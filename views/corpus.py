@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import streamlit as st
 
+from rerank_core import access
+from rerank_core.access import GuardedStore, Permission
 from rerank_core.corpus import SUPPORTED_EXTENSIONS, CsvColumns, csv_columns
 from rerank_core.errors import RerankError
 from rerank_core.judgements import IMPORT_JUDGE
 from rerank_core.pipeline import delete_indexes
+from rerank_core.serving import check_upload_budget
 from rerank_core.workspace import Chunking, CorpusInfo, StoredCorpus
-from ui import corpus_state, keys, labelling, methods, page, render, resources
+from ui import corpus_state, identity, keys, labelling, methods, page, render, resources
 
 render.inject_css()
 st.title("Corpus")
 
 settings = page.settings_or_stop()
-workspace = resources.workspace(settings)
+actor = identity.current(settings)
+workspace = corpus_state.workspace(settings)  # what this actor may list, open, upload and delete
 runtime = resources.runtime()
 
 notice = st.session_state.pop(keys.CORPUS_NOTICE, None)
@@ -43,7 +47,7 @@ def _import_qrels(stored: StoredCorpus) -> None:
     qrels = stored.metric_qrels
     n = sum(len(d) for d in qrels.values())
     try:
-        written = resources.label_store(settings).import_qrels(
+        written = GuardedStore(resources.label_store(settings), actor).import_qrels(
             stored.id,
             qrels,
             judge=IMPORT_JUDGE,
@@ -90,6 +94,9 @@ def render_dataset_judgements(stored: StoredCorpus) -> None:
     except RerankError:
         held = None
     q1, q2 = st.columns([2, 3], vertical_alignment="center")
+    if not actor.can(Permission.IMPORT):
+        q1.caption("Importing them into the label store needs the admin role.")
+        return
     q1.button(
         f"Import {n:,} judgements into the label store",
         icon=":material/fact_check:",
@@ -116,8 +123,10 @@ def render_dataset_judgements(stored: StoredCorpus) -> None:
 with st.container(border=True):
     head, action = st.columns([4, 1], vertical_alignment="center")
     head.markdown(f"#### {render.md_escape(current.name)}")
-    if not current.is_sample and action.button(
-        "Use the sample corpus", icon=":material/restart_alt:", key=keys.CORPUS_USE_SAMPLE
+    if (
+        not current.is_sample
+        and not settings.demo.enabled
+        and action.button("Use the sample corpus", icon=":material/restart_alt:", key=keys.CORPUS_USE_SAMPLE)
     ):
         try:
             corpus_state.use(corpus_state.sample(settings), settings)
@@ -197,193 +206,221 @@ if rows:
         corpus_state.use(workspace.get(chosen.id), settings)
         _say("success", f"Now using {chosen.name}.")
         st.rerun()
-    with a2:
-        new_name = st.text_input("New name", value=chosen.name, key=f"{keys.CORPUS_RENAME}_{chosen.id}")
-        if st.button("Rename", icon=":material/edit:", disabled=new_name.strip() in ("", chosen.name)):
-            try:
-                workspace.rename(chosen.id, new_name)
-                _say("success", f"Renamed to {new_name.strip()}; its id, labels and indexes stay.")
-            except RerankError as exc:
-                _say("error", exc.message)
-            st.rerun()
-    with a3:
-        also_labels = st.checkbox(
-            "Also delete its judgements",
-            key=keys.CORPUS_DELETE_LABELS,
-            help="Off: its judgements stay in the label store (loading the same files again brings them back).",
-        )
-        if st.button("Delete", icon=":material/delete:", key=keys.CORPUS_DELETE, type="secondary"):
-            try:
-                removed = workspace.delete(chosen.id)
-                delete_indexes(settings, removed.corpus)
-                runtime.forget(removed.corpus)
-                labels = ""
+    if actor.can(Permission.UPLOAD):
+        with a2:
+            new_name = st.text_input("New name", value=chosen.name, key=f"{keys.CORPUS_RENAME}_{chosen.id}")
+            if st.button("Rename", icon=":material/edit:", disabled=new_name.strip() in ("", chosen.name)):
                 try:
-                    gone = resources.label_store(settings).delete_corpus(chosen.id, judgements=also_labels)
-                    labels = f" Judgements {'deleted' if also_labels else 'kept'} ({gone})."
+                    workspace.rename(chosen.id, new_name)
+                    _say("success", f"Renamed to {new_name.strip()}; its id, labels and indexes stay.")
                 except RerankError as exc:
-                    labels = f" The label store could not be updated: {exc.message}"
-                if chosen.id == current.id:
-                    st.session_state.pop(keys.ACTIVE_CORPUS, None)
-                    st.query_params.pop(keys.CORPUS, None)
-                _say("success", f"Deleted {chosen.name} and its indexes.{labels}")
-            except RerankError as exc:
-                _say("error", exc.message)
-            st.rerun()
+                    _say("error", exc.message)
+                st.rerun()
+    else:
+        a2.caption("Renaming a corpus needs the admin role.")
+
+    if actor.can(Permission.DELETE):
+        with a3:
+            also_labels = st.checkbox(
+                "Also delete its judgements",
+                key=keys.CORPUS_DELETE_LABELS,
+                help="Off: its judgements stay in the label store (loading the same files again brings them back).",
+            )
+            if st.button("Delete", icon=":material/delete:", key=keys.CORPUS_DELETE, type="secondary"):
+                try:
+                    removed = workspace.delete(chosen.id)
+                    delete_indexes(settings, removed.corpus)
+                    runtime.forget(removed.corpus)
+                    labels = ""
+                    try:
+                        gone = GuardedStore(resources.label_store(settings), actor).delete_corpus(
+                            chosen.id, judgements=also_labels
+                        )
+                        labels = f" Judgements {'deleted' if also_labels else 'kept'} ({gone})."
+                    except RerankError as exc:
+                        labels = f" The label store could not be updated: {exc.message}"
+                    if chosen.id == current.id:
+                        st.session_state.pop(keys.ACTIVE_CORPUS, None)
+                        st.query_params.pop(keys.CORPUS, None)
+                    _say("success", f"Deleted {chosen.name} and its indexes.{labels}")
+                except RerankError as exc:
+                    _say("error", exc.message)
+                st.rerun()
+    else:
+        a3.caption("Deleting a corpus needs the admin role.")
 
 # -- upload ----------------------------------------------------------------------------------------------
 st.subheader("Load your own documents", divider="gray")
-exts = [e.lstrip(".") for e in SUPPORTED_EXTENSIONS]
-uploads = st.file_uploader(
-    "Files",
-    type=exts or None,
-    accept_multiple_files=True,
-    key=keys.CORPUS_UPLOADS,
-    help="JSONL/JSON records, CSV/TSV (choose the columns), text, Markdown and PDF files (one document each), "
-    "or a BEIR dataset as a .zip. Several files are merged into one corpus.",
-)
-files = [(f.name, f.getvalue()) for f in uploads or []]
-
-columns_choice = None
-csv_files = [(n, b) for n, b in files if n.lower().endswith((".csv", ".tsv", ".tab"))]
-if csv_files:
-    first_name, first_bytes = csv_files[0]
-    try:
-        header = csv_columns(first_bytes, first_name)
+if not actor.can(Permission.UPLOAD):
+    st.caption(
+        f"Uploading and re-chunking corpora needs the admin role (you are {actor.role.value}). "
+        + ("This demo shows its own corpora: open them above." if settings.demo.enabled else "")
+    )
+else:
+    exts = [e.lstrip(".") for e in SUPPORTED_EXTENSIONS]
+    generation = st.session_state.get(keys.CORPUS_UPLOADS_GEN, 0)  # a new uploader drops refused files
+    uploads = st.file_uploader(
+        "Files",
+        type=exts or None,
+        accept_multiple_files=True,
+        key=keys.CORPUS_UPLOADS + (f"_{generation}" if generation else ""),
+        help="JSONL/JSON records, CSV/TSV (choose the columns), text, Markdown and PDF files (one document each), "
+        "or a BEIR dataset as a .zip. Several files are merged into one corpus.",
+    )
+    try:  # one session may not hold more than [limits] upload_mb_per_session at once
+        check_upload_budget((f.size for f in uploads or []), settings.limits.upload_mb_per_session)
     except RerankError as exc:
-        header = []
-        last = st.session_state.get(keys.CORPUS_LAST_REPORT)
-        if not (last is not None and any(p.file == first_name for p in last.problems)):  # not said twice
-            st.error(
-                f"**{render.md_escape(first_name)}** cannot be read: {render.md_escape(exc.message)}",
-                icon=":material/error:",
-            )
-            if exc.hint:
-                st.caption(f"How to fix: {render.md_escape(exc.hint)}")
-    if header:
-        all_csv = len(csv_files) == len(files)
-        st.markdown(f"**Columns of {render.md_escape(first_name)}**")
-        auto = "(guess)"
-        none = "(none)"
-        a, b, c = st.columns(3)
-        text_col = a.selectbox("Text column", [auto, *header], key=keys.CORPUS_CSV_PREFIX + "text")
-        id_col = b.selectbox("Id column", [auto, none, *header], key=keys.CORPUS_CSV_PREFIX + "id")
-        title_col = c.selectbox("Title column", [auto, none, *header], key=keys.CORPUS_CSV_PREFIX + "title")
-        if text_col != auto:
-            if all_csv:
-                columns_choice = CsvColumns(
-                    text=text_col,
-                    id=None if id_col in (auto, none) else id_col,
-                    title=None if title_col in (auto, none) else title_col,
+        st.session_state[keys.CORPUS_UPLOADS_GEN] = generation + 1
+        _say("error", f"Nothing was loaded: {exc.message} Fix: {exc.hint}")
+        st.rerun()
+    files = [(f.name, f.getvalue()) for f in uploads or []]
+
+    columns_choice = None
+    csv_files = [(n, b) for n, b in files if n.lower().endswith((".csv", ".tsv", ".tab"))]
+    if csv_files:
+        first_name, first_bytes = csv_files[0]
+        try:
+            header = csv_columns(first_bytes, first_name)
+        except RerankError as exc:
+            header = []
+            last = st.session_state.get(keys.CORPUS_LAST_REPORT)
+            if not (last is not None and any(p.file == first_name for p in last.problems)):  # not said twice
+                st.error(
+                    f"**{render.md_escape(first_name)}** cannot be read: {render.md_escape(exc.message)}",
+                    icon=":material/error:",
                 )
-            else:
-                st.caption("The column choice applies when every file is CSV/TSV; columns are guessed here.")
+                if exc.hint:
+                    st.caption(f"How to fix: {render.md_escape(exc.hint)}")
+        if header:
+            all_csv = len(csv_files) == len(files)
+            st.markdown(f"**Columns of {render.md_escape(first_name)}**")
+            auto = "(guess)"
+            none = "(none)"
+            a, b, c = st.columns(3)
+            text_col = a.selectbox("Text column", [auto, *header], key=keys.CORPUS_CSV_PREFIX + "text")
+            id_col = b.selectbox("Id column", [auto, none, *header], key=keys.CORPUS_CSV_PREFIX + "id")
+            title_col = c.selectbox(
+                "Title column", [auto, none, *header], key=keys.CORPUS_CSV_PREFIX + "title"
+            )
+            if text_col != auto:
+                if all_csv:
+                    columns_choice = CsvColumns(
+                        text=text_col,
+                        id=None if id_col in (auto, none) else id_col,
+                        title=None if title_col in (auto, none) else title_col,
+                    )
+                else:
+                    st.caption(
+                        "The column choice applies when every file is CSV/TSV; columns are guessed here."
+                    )
 
-split_choice = None
-zip_splits = sorted(
-    {sp for n, b in files if n.lower().endswith(".zip") for sp in corpus_state.beir_splits(b)}
-)
-if len(zip_splits) > 1:
-    split_choice = st.selectbox(
-        "Qrels split of the dataset",
-        zip_splits,
-        index=zip_splits.index(corpus_state.pick_split(zip_splits) or zip_splits[0]),
-        key=keys.CORPUS_SPLIT,
-        help="The archive has judgements for several splits; the one chosen here comes with the corpus.",
+    split_choice = None
+    zip_splits = sorted(
+        {sp for n, b in files if n.lower().endswith(".zip") for sp in corpus_state.beir_splits(b)}
     )
-
-name_choice = st.text_input(
-    "Name (optional)",
-    key=keys.CORPUS_NAME,
-    placeholder="the file's name, or the dataset's",
-    help="Only for display: the corpus id comes from the content, so renaming never loses labels.",
-)
-
-st.markdown("**Chunking**")
-modes = ["none", "tokens", "sentences"]
-k1, k2, k3 = st.columns(3)
-mode = k1.selectbox(
-    "Split documents into",
-    modes,
-    index=modes.index(current.chunking.mode),
-    format_func={
-        "none": "whole documents",
-        "tokens": "token windows",
-        "sentences": "sentence-packed chunks",
-    }.get,
-    key=keys.CORPUS_CHUNK_MODE,
-)
-size = k2.number_input(
-    "Chunk size (words)",
-    20,
-    4000,
-    current.chunking.size,
-    step=20,
-    key=keys.CORPUS_CHUNK_SIZE,
-    disabled=mode == "none",
-)
-overlap = k3.number_input(
-    "Overlap (words)",
-    0,
-    2000,
-    current.chunking.overlap,
-    step=10,
-    key=keys.CORPUS_CHUNK_OVERLAP,
-    disabled=mode == "none",
-)
-chunking = Chunking(mode=mode, size=int(size), overlap=int(overlap))
-
-b1, b2, _ = st.columns([1, 1, 3])
-load_clicked = b1.button("Load files", type="primary", disabled=not files, icon=":material/upload:")
-rechunk_clicked = b2.button(
-    "Re-chunk corpus in use",
-    disabled=chunking.canonical() == current.chunking.canonical(),
-    icon=":material/content_cut:",
-    help="Apply the chunk settings to the corpus in use without uploading again (a new stored corpus).",
-)
-
-if load_clicked and files:
-    with st.spinner(f"Reading {len(files)} file(s)…"):
-        outcome = corpus_state.load_uploads(
-            files,
-            settings,
-            csv_columns=columns_choice,
-            chunking=chunking,
-            split=split_choice,
-            name=name_choice or None,
+    if len(zip_splits) > 1:
+        split_choice = st.selectbox(
+            "Qrels split of the dataset",
+            zip_splits,
+            index=zip_splits.index(corpus_state.pick_split(zip_splits) or zip_splits[0]),
+            key=keys.CORPUS_SPLIT,
+            help="The archive has judgements for several splits; the one chosen here comes with the corpus.",
         )
-    st.session_state[keys.CORPUS_LAST_REPORT] = outcome
-    if outcome.stored is not None:
-        corpus_state.use(outcome.stored, settings)
-        _say("success", f"Loaded {outcome.summary}. Stored as {outcome.stored.id}.")
-        st.rerun()
 
-if rechunk_clicked:
-    try:
-        corpus_state.use(workspace.rechunk(current.id, chunking), settings)
-        _say("success", f"Corpus re-chunked: {chunking.describe()}.")
-        st.rerun()
-    except RerankError as exc:
-        st.error(render.md_escape(exc.message))
+    name_choice = st.text_input(
+        "Name (optional)",
+        key=keys.CORPUS_NAME,
+        placeholder="the file's name, or the dataset's",
+        help="Only for display: the corpus id comes from the content, so renaming never loses labels.",
+    )
 
-outcome = st.session_state.get(keys.CORPUS_LAST_REPORT)
-if outcome is not None and not outcome.loaded:
-    st.error(
-        f"**Nothing was loaded: the corpus in use is unchanged.** {len(outcome.problems)} file(s) could not be read:",
-        icon=":material/error:",
+    st.markdown("**Chunking**")
+    modes = ["none", "tokens", "sentences"]
+    k1, k2, k3 = st.columns(3)
+    mode = k1.selectbox(
+        "Split documents into",
+        modes,
+        index=modes.index(current.chunking.mode),
+        format_func={
+            "none": "whole documents",
+            "tokens": "token windows",
+            "sentences": "sentence-packed chunks",
+        }.get,
+        key=keys.CORPUS_CHUNK_MODE,
     )
-    for problem in outcome.problems:
-        with st.container(border=True):
-            st.markdown(f"**{render.md_escape(problem.file)}** — {render.md_escape(problem.message)}")
-            if problem.hint:
-                st.caption(f"How to fix: {render.md_escape(problem.hint)}")
-    st.caption("Remove or fix these files, then press *Load files* again.")
-if outcome is not None and outcome.warnings:
-    label = (
-        f"{outcome.skipped} record(s) skipped" if outcome.skipped else f"{len(outcome.warnings)} warning(s)"
+    size = k2.number_input(
+        "Chunk size (words)",
+        20,
+        4000,
+        current.chunking.size,
+        step=20,
+        key=keys.CORPUS_CHUNK_SIZE,
+        disabled=mode == "none",
     )
-    with st.expander(f"Last load: {label}", icon=":material/warning:"):
-        st.dataframe({"where and what": outcome.warnings}, hide_index=True)
+    overlap = k3.number_input(
+        "Overlap (words)",
+        0,
+        2000,
+        current.chunking.overlap,
+        step=10,
+        key=keys.CORPUS_CHUNK_OVERLAP,
+        disabled=mode == "none",
+    )
+    chunking = Chunking(mode=mode, size=int(size), overlap=int(overlap))
+
+    b1, b2, _ = st.columns([1, 1, 3])
+    load_clicked = b1.button("Load files", type="primary", disabled=not files, icon=":material/upload:")
+    rechunk_clicked = b2.button(
+        "Re-chunk corpus in use",
+        disabled=chunking.canonical() == current.chunking.canonical(),
+        icon=":material/content_cut:",
+        help="Apply the chunk settings to the corpus in use without uploading again (a new stored corpus).",
+    )
+
+    if load_clicked and files:
+        with st.spinner(f"Reading {len(files)} file(s)…"):
+            outcome = corpus_state.load_uploads(
+                files,
+                settings,
+                csv_columns=columns_choice,
+                chunking=chunking,
+                split=split_choice,
+                name=name_choice or None,
+            )
+        st.session_state[keys.CORPUS_LAST_REPORT] = outcome
+        if outcome.stored is not None:
+            corpus_state.use(outcome.stored, settings)
+            _say("success", f"Loaded {outcome.summary}. Stored as {outcome.stored.id}.")
+            st.rerun()
+
+    if rechunk_clicked:
+        try:
+            corpus_state.use(workspace.rechunk(current.id, chunking), settings)
+            _say("success", f"Corpus re-chunked: {chunking.describe()}.")
+            st.rerun()
+        except RerankError as exc:
+            st.error(render.md_escape(exc.message))
+
+    outcome = st.session_state.get(keys.CORPUS_LAST_REPORT)
+    if outcome is not None and not outcome.loaded:
+        st.error(
+            f"**Nothing was loaded: the corpus in use is unchanged.** {len(outcome.problems)} file(s) could not be read:",
+            icon=":material/error:",
+        )
+        for problem in outcome.problems:
+            with st.container(border=True):
+                st.markdown(f"**{render.md_escape(problem.file)}** — {render.md_escape(problem.message)}")
+                if problem.hint:
+                    st.caption(f"How to fix: {render.md_escape(problem.hint)}")
+        st.caption("Remove or fix these files, then press *Load files* again.")
+    if outcome is not None and outcome.warnings:
+        label = (
+            f"{outcome.skipped} record(s) skipped"
+            if outcome.skipped
+            else f"{len(outcome.warnings)} warning(s)"
+        )
+        with st.expander(f"Last load: {label}", icon=":material/warning:"):
+            st.dataframe({"where and what": outcome.warnings}, hide_index=True)
 
 # -- preview ---------------------------------------------------------------------------------------------
 st.subheader("Preview", divider="gray")
@@ -458,7 +495,9 @@ def _draw_status() -> None:
 
 
 _draw_status()
-if st.button("Build", icon=":material/build:", disabled=not chosen_build, key=keys.CORPUS_BUILD):
+if not actor.can(Permission.BUILD):
+    st.caption("Building indexes ahead of time needs the admin role; the Compare page builds what it needs.")
+elif st.button("Build", icon=":material/build:", disabled=not chosen_build, key=keys.CORPUS_BUILD):
     bar = st.progress(0.0, text="Starting…")
 
     def _progress(done: int, total: int, message: str) -> None:
@@ -473,6 +512,6 @@ if st.button("Build", icon=":material/build:", disabled=not chosen_build, key=ke
             if hint:
                 st.caption(f"How to fix: {render.md_escape(hint)}")
 
-    runtime.build(chosen_build, current.corpus, settings, _progress, _done)
+    access.build(actor, runtime, chosen_build, current.corpus, settings, _progress, _done)
     bar.progress(1.0, text="Done")
     _draw_status()  # the true status after the build, not the one drawn before it

@@ -12,10 +12,11 @@ from collections import defaultdict
 
 import streamlit as st
 
+from rerank_core.access import GuardedStore, Permission, Role
 from rerank_core.errors import RerankError
 from rerank_core.judgements import HAND_GRADES, shadow_log_csv
 from rerank_core.workspace import UnknownCorpus
-from ui import corpus_state, judging_view, keys, labelling, methods, page, render, resources
+from ui import corpus_state, identity, judging_view, keys, labelling, methods, page, render, resources
 
 SHADOW_ROWS = 500
 
@@ -97,21 +98,24 @@ render.inject_css()
 st.title("Labels")
 
 settings = page.settings_or_stop()
+actor = identity.current(settings)
 try:
-    store = resources.label_store(settings)
+    store = GuardedStore(resources.label_store(settings), actor)
 except RerankError as exc:
     page.show_error("The judgement store cannot be opened", exc)
     st.stop()
 
-judge = labelling.render_judge_input()
+judge = actor.judge
+can_grade = actor.can(Permission.GRADE)
 try:
     active = corpus_state.resolve(settings)
 except (UnknownCorpus, RerankError, OSError):
     active = None  # the labels of every stored corpus id are still listed
 active_id = active.id if active is not None else None
 
-known = store.corpora()
-names = {info.id: info.name for info in resources.workspace(settings).list()}
+visible = corpus_state.workspace(settings).list()  # a demo shows a non-admin only its own corpora
+names = {info.id: info.name for info in visible}
+known = [c for c in store.corpora() if c in names or actor.role is Role.ADMIN]
 choices = ([active_id] if active_id else []) + [c for c in known if c != active_id]
 if not choices:
     st.info("No corpus is loaded and the store holds no labels yet.", icon=":material/info:")
@@ -124,12 +128,15 @@ corpus_id = st.selectbox(
     format_func=lambda c: f"{names.get(c, c)} · {c}" + (" (the corpus in use)" if c == active_id else ""),
     help="The id the labels are stored under. The command line's --corpus takes the same id.",
 )
-st.caption(
-    f"Store: {labelling.code(store.url)} · judge **{render.md_escape(judge)}** (change it in the sidebar) · "
-    f"corpus id {labelling.code(corpus_id)}"
-)
+if can_grade:
+    how = "your sign-in" if actor.signed_in else "change it in the sidebar"
+    who = f"judge **{render.md_escape(judge)}** ({how})"
+else:
+    who = f"viewing as **{render.md_escape(actor.identity)}** ({actor.role.value}: grading needs the labeller role)"
+st.caption(f"Store: {labelling.code(store.url)} · {who} · corpus id {labelling.code(corpus_id)}")
 labelling.show_notice()
-labelling.render_undo(store, corpus_id, judge)
+if can_grade:
+    labelling.render_undo(store, corpus_id, judge)
 
 tab_label, tab_table, tab_io, tab_shadow, tab_judges, tab_guide = st.tabs(
     [
@@ -185,8 +192,11 @@ with tab_label:
                     judges = sorted({j.judge for j in store.judgements(corpus_id, query_id=qid)})
                     labelling.render_live_metrics({name: result}, k, grades, judges)
                     judging_view.render_guideline(store, corpus_id)
-                    docs = [labelling.ShownDoc(c.doc_id, c.title, c.text) for c in candidates]
-                    labelling.render_grading_panel(store, ref, docs, "lbl", judge=judge)
+                    if can_grade:
+                        docs = [labelling.ShownDoc(c.doc_id, c.title, c.text) for c in candidates]
+                        labelling.render_grading_panel(store, ref, docs, "lbl", judge=judge)
+                    else:
+                        st.caption("Grading needs the labeller role: ask an admin of this deployment.")
 
 # -- labelled queries and judgements ---------------------------------------------------------------------
 with tab_table:
@@ -254,52 +264,55 @@ with tab_table:
 
 # -- import / export -------------------------------------------------------------------------------------
 with tab_io:
-    st.markdown("**Import**")
-    st.caption(
-        "TREC qrels (`qid 0 docid grade`), BEIR qrels TSV (`query-id  corpus-id  score`), a CSV with "
-        "`query_id,doc_id,grade[,judge,created_at]`, or a BEIR dataset .zip (its qrels and query texts). "
-        "A whole import is one step that *Undo the last import* takes back."
-    )
-    up = st.file_uploader("Judgements file", key=keys.LBL_IMPORT_FILE)
-    qup = st.file_uploader(
-        "Query texts (optional): BEIR queries.jsonl or `id<TAB>text` lines",
-        key=keys.LBL_IMPORT_QUERIES,
-    )
-    i1, i2 = st.columns(2)
-    i1.selectbox("Format", labelling.IMPORT_FORMATS, key=keys.LBL_IMPORT_FORMAT)
-    i2.text_input(
-        "Judge name for the imported rows",
-        key=keys.LBL_IMPORT_JUDGE,
-        placeholder="import (or the CSV's judge column)",
-    )
-    st.button(
-        "Import",
-        icon=":material/upload:",
-        disabled=up is None,
-        key=keys.LBL_IMPORT_GO,
-        on_click=_import,  # runs before the page draws, so every table below already shows the import
-        args=(corpus_id,),
-    )
-    outcome = st.session_state.pop(IMPORT_OUTCOME, None)
-    if outcome is not None:
-        kind, message, hint, warnings = outcome
-        if kind == "error":
-            st.error(message, icon=":material/error:")
-            if hint:
-                st.caption(f"How to fix: {render.md_escape(hint)}")
-        else:
-            st.success(message)
-            if warnings:
-                with st.expander(f"{len(warnings)} rows skipped or noted"):
-                    st.dataframe({"warning": warnings}, hide_index=True)
-    if st.session_state.get(LAST_IMPORT, (None,))[0] == corpus_id:
-        st.button(
-            "Undo the last import",
-            icon=":material/undo:",
-            key=keys.LBL_UNDO_IMPORT,
-            on_click=_undo_import,
-            help="Takes back every label of your last import here, unless labels were added after it.",
+    if actor.can(Permission.IMPORT):
+        st.markdown("**Import**")
+        st.caption(
+            "TREC qrels (`qid 0 docid grade`), BEIR qrels TSV (`query-id  corpus-id  score`), a CSV with "
+            "`query_id,doc_id,grade[,judge,created_at]`, or a BEIR dataset .zip (its qrels and query texts). "
+            "A whole import is one step that *Undo the last import* takes back."
         )
+        up = st.file_uploader("Judgements file", key=keys.LBL_IMPORT_FILE)
+        qup = st.file_uploader(
+            "Query texts (optional): BEIR queries.jsonl or `id<TAB>text` lines",
+            key=keys.LBL_IMPORT_QUERIES,
+        )
+        i1, i2 = st.columns(2)
+        i1.selectbox("Format", labelling.IMPORT_FORMATS, key=keys.LBL_IMPORT_FORMAT)
+        i2.text_input(
+            "Judge name for the imported rows",
+            key=keys.LBL_IMPORT_JUDGE,
+            placeholder="import (or the CSV's judge column)",
+        )
+        st.button(
+            "Import",
+            icon=":material/upload:",
+            disabled=up is None,
+            key=keys.LBL_IMPORT_GO,
+            on_click=_import,  # runs before the page draws, so every table below already shows the import
+            args=(corpus_id,),
+        )
+        outcome = st.session_state.pop(IMPORT_OUTCOME, None)
+        if outcome is not None:
+            kind, message, hint, warnings = outcome
+            if kind == "error":
+                st.error(message, icon=":material/error:")
+                if hint:
+                    st.caption(f"How to fix: {render.md_escape(hint)}")
+            else:
+                st.success(message)
+                if warnings:
+                    with st.expander(f"{len(warnings)} rows skipped or noted"):
+                        st.dataframe({"warning": warnings}, hide_index=True)
+        if st.session_state.get(LAST_IMPORT, (None,))[0] == corpus_id:
+            st.button(
+                "Undo the last import",
+                icon=":material/undo:",
+                key=keys.LBL_UNDO_IMPORT,
+                on_click=_undo_import,
+                help="Takes back every label of your last import here, unless labels were added after it.",
+            )
+    else:
+        st.caption("Importing judgements needs the admin role; anyone may export them below.")
 
     st.markdown("**Export**")
     judges = store.judges(corpus_id)
@@ -397,17 +410,25 @@ with tab_judges:
 
 # -- the judging guideline and query tags ----------------------------------------------------------------
 with tab_guide:
+    can_edit = actor.can(Permission.IMPORT)  # the guideline and tags shape everyone's labels and tables
     st.markdown("**Judging guideline**")
-    judging_view.render_guideline_editor(store, corpus_id, judge)
+    if can_edit:
+        judging_view.render_guideline_editor(store, corpus_id, judge)
+    else:
+        judging_view.render_guideline(store, corpus_id)
+        st.caption(f"Editing the guideline needs the admin role ({render.md_escape(actor.role.value)} now).")
     st.markdown("**Query tags**")
     st.caption(
         "The Benchmark page lists wins and losses per tag. Tags from the corpus's queries file count; a query's "
         "tags set here replace them."
     )
     in_use = active if active is not None and corpus_id == active_id else None
-    judging_view.render_tag_editor(
-        store,
-        corpus_id,
-        in_use.queries if in_use is not None else {},
-        in_use.tags if in_use is not None else {},
-    )
+    if can_edit:
+        judging_view.render_tag_editor(
+            store,
+            corpus_id,
+            in_use.queries if in_use is not None else {},
+            in_use.tags if in_use is not None else {},
+        )
+    else:
+        st.caption("Setting tags needs the admin role.")

@@ -83,7 +83,7 @@ class ColbertReranker(Reranker):
         self._rag: Any = None
         self._notes: tuple[str, ...] = ()
         # RAGatouille keeps per-call state (token limits) on the model: one call at a time
-        self._call_lock = threading.Lock()
+        self._call_lock = threading.RLock()  # the model and its tokenizers: one call at a time
 
     @property
     def label(self) -> str:
@@ -138,8 +138,9 @@ class ColbertReranker(Reranker):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each passage as ColBERT sees it before truncation: [CLS] [D] text [SEP]."""
         self.load()
-        tok = self._rag.model.inference_ckpt.doc_tokenizer.tok
-        enc = tok(list(texts), add_special_tokens=True, truncation=False, verbose=False)
+        with self._call_lock:  # a fast tokenizer refuses concurrent use ("Already borrowed")
+            tok = self._rag.model.inference_ckpt.doc_tokenizer.tok
+            enc = tok(list(texts), add_special_tokens=True, truncation=False, verbose=False)
         return [len(ids) + 1 for ids in enc["input_ids"]]  # + the [D] marker
 
     def score(self, query: str, candidates: Sequence[Candidate]) -> Scores:
@@ -155,8 +156,9 @@ class ColbertReranker(Reranker):
         values = map_results(results, texts)
         truncated = [n > doc_limit for n in self.count_tokens(texts)]
         notes = list(self._notes) + list(truncation_note(truncated, doc_limit))
-        query_tok = self._rag.model.inference_ckpt.query_tokenizer.tok
-        query_tokens = len(query_tok(query, add_special_tokens=True)["input_ids"]) + 1  # + the [Q] marker
+        with self._call_lock:
+            query_tok = self._rag.model.inference_ckpt.query_tokenizer.tok
+            query_tokens = len(query_tok(query, add_special_tokens=True)["input_ids"]) + 1  # + the [Q] marker
         if query_tokens > query_limit:
             notes.append(f"the query was cut at {query_limit} tokens.")
         return Scores(values=values, truncated=truncated, notes=tuple(notes))

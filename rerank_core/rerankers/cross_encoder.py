@@ -358,8 +358,11 @@ class CrossEncoderReranker(Reranker):
 
     def count_tokens(self, query: str, texts: Sequence[str]) -> list[int]:
         """Tokens of each pair (or prompt) as the model sees it before truncation, specials included."""
+        from rerank_core.encoders import model_lock
+
         self.load()
-        return self._encode(query, texts)[1]
+        with model_lock(self._model):  # reentrant: score() holds it already
+            return self._encode(query, texts)[1]
 
     def _batch(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
         """Pad a batch to its longest row (on the left for causal LMs, whose score is the last position)."""
@@ -383,19 +386,24 @@ class CrossEncoderReranker(Reranker):
     def score(self, query: str, candidates: Sequence[Candidate]) -> Scores:
         import torch
 
+        from rerank_core.encoders import model_lock
+
         model = self._model
         texts = [c.full_text for c in candidates]
         limit = int(model.max_seq_length)
-        rows, lengths = self._encode(query, texts)
-        truncated = [n > limit for n in lengths]
-        width = 2 if self._num_labels == 2 else 1
-        raw = torch.zeros((len(texts), width), dtype=torch.float32)
-        with autocast(self.precision):
-            for batch in length_buckets(
-                [len(r["input_ids"]) for r in rows], self.batch_size, self.batch_tokens
-            ):
-                out = model(self._batch([rows[i] for i in batch]))["scores"]
-                raw[batch] = out.float().reshape(len(batch), width).cpu()
+        # one call at a time per model: every session shares it, and its fast tokenizer refuses
+        # concurrent use ("Already borrowed"); other models and hosted calls never wait for this lock
+        with model_lock(model):
+            rows, lengths = self._encode(query, texts)
+            truncated = [n > limit for n in lengths]
+            width = 2 if self._num_labels == 2 else 1
+            raw = torch.zeros((len(texts), width), dtype=torch.float32)
+            with torch.inference_mode(), autocast(self.precision):
+                for batch in length_buckets(
+                    [len(r["input_ids"]) for r in rows], self.batch_size, self.batch_tokens
+                ):
+                    out = model(self._batch([rows[i] for i in batch]))["scores"]
+                    raw[batch] = out.float().reshape(len(batch), width).cpu()
         if self._num_labels == 2:
             values = torch.softmax(raw, dim=-1)[:, 1]
         else:

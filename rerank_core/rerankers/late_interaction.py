@@ -134,8 +134,10 @@ class LateInteractionReranker(Reranker):
 
     # -- loading and encoding ----------------------------------------------------------------
     def _load(self) -> None:
+        # its own copy of the model, behind its own lock: a query's token encode never waits for the
+        # bi-encoder's or the dense index's use of the same weights
         encoder = load_sentence_transformer(
-            self.model or MINILM_ID, self.settings, precision=self.options["precision"]
+            self.model or MINILM_ID, self.settings, precision=self.options["precision"], copy="tokens"
         )
         if getattr(encoder, "tokenizer", None) is None:
             raise MethodFailed(

@@ -173,9 +173,9 @@ class LocalLLMBackend:
 
         assert self._loaded is not None, "load() first"
         lm = self._loaded
-        lengths = [len(lm.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
-        with lm.lock, torch.inference_mode():
+        with lm.lock, torch.inference_mode():  # the tokenizer too: it refuses concurrent use
+            lengths = [len(lm.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+            order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
             for b in range(0, len(order), self.batch_size):
                 idx = order[b : b + self.batch_size]
                 enc = lm.tokenizer(
@@ -226,7 +226,8 @@ class LocalLLMBackend:
 
         assert self._loaded is not None, "load() first"
         tok = self._loaded.tokenizer
-        ids = {name: _single_token_ids(tok, spellings) for name, spellings in choices.items()}
+        with self._loaded.lock:  # the tokenizer refuses concurrent use
+            ids = {name: _single_token_ids(tok, spellings) for name, spellings in choices.items()}
         missing = [name for name, found in ids.items() if not found]
         if missing:
             raise BackendUnavailable(
