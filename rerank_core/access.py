@@ -398,6 +398,10 @@ class GuardedStore:
         self.actor.require(Permission.IMPORT, "set query tags")
         return self._store.set_tags(corpus_id, tags)
 
+    def set_guideline(self, corpus_id: str, text: str, *, updated_by: str | None = None) -> None:
+        self.actor.require(Permission.IMPORT, "edit the judging guideline")
+        self._store.set_guideline(corpus_id, text, updated_by=updated_by or self.actor.identity)
+
     def delete_corpus(self, corpus_id: str, *, judgements: bool = False) -> dict[str, int]:
         self.actor.require(Permission.DELETE, "delete a corpus's labels")
         return self._store.delete_corpus(corpus_id, judgements=judgements)
@@ -433,6 +437,9 @@ class GuardedStore:
 
     def tags(self, corpus_id: str) -> dict[str, tuple[str, ...]]:
         return self._store.tags(corpus_id)
+
+    def guideline(self, corpus_id: str) -> Any:
+        return self._store.guideline(corpus_id)
 
     def corpora(self) -> list[str]:
         return self._store.corpora()

@@ -21,7 +21,7 @@ Keys added to the report JSON (existing keys are never changed):
   ``fallback_query_ids`` and ``metrics_note``.
 
 The same figures as objects, for pages: :func:`report_verdict`, :func:`lift_estimates`,
-:func:`per_query_results` (then :func:`rerank_core.per_query.per_tag`), :func:`coverages`,
+:func:`per_query_results` (then :func:`rerank_core.per_query.per_tag` or :func:`tag_tables`), :func:`coverages`,
 :func:`method_costs`, :func:`score_histograms` and :func:`fallback_note`.
 """
 
@@ -192,7 +192,9 @@ def _interval(values: list[float]) -> list[float] | None:
     return [lo, hi]
 
 
-def _tag_tables(results: Mapping[str, WinLoss]) -> dict[str, dict[str, Any]]:
+def tag_tables(results: Mapping[str, WinLoss]) -> dict[str, dict[str, Any]]:
+    """Per query tag and method: queries, wins, losses, ties, mean difference, attribution and the
+    95% interval of the mean difference (``report["per_query_analysis"]["by_tag"]``)."""
     out: dict[str, dict[str, Any]] = {}
     for name, result in results.items():
         for tag, sub in per_tag(result).items():
@@ -264,7 +266,7 @@ def add_answers(rep: EvaluationReport, data: dict[str, Any]) -> dict[str, Any]:
         "depth": rep.depth,
         "attribution": dict(ATTRIBUTION_TEXT),
         "methods": {name: r.to_json() for name, r in results.items()},
-        "by_tag": _tag_tables(results),
+        "by_tag": tag_tables(results),
     }
     data["coverage_warning"] = coverage_warning(key_coverage, DEFAULT_COVERAGE_K) if key_coverage else None
     data["query_texts"] = dict(rep.query_texts)

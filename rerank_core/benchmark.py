@@ -15,8 +15,8 @@ metrics), then adds, from the per-query values it keeps:
 - the verdict (:func:`rerank_core.answers.report_verdict`, the rule of the evaluate report too)
   from the first stage's Recall@50 and Recall@3 and each reranker's nDCG@10 lift with its 95%
   paired-bootstrap interval, p-value and p95 latency: ``reranker-pays`` only when the interval is
-  above zero and p < 0.05, else ``inconclusive`` with the queries a clear answer would need (or
-  ``fix-retrieval-first`` / ``already-good``);
+  above zero (the randomisation test's p is shown beside it), else ``inconclusive`` with the queries
+  a clear answer would need (or ``fix-retrieval-first`` / ``already-good``);
 - the adaptive policy curve per reranker: rerank only when the first stage is unsure.
 
 Listwise rerankers (an LLM ordering the whole list) get no derived sweep: their order for a
@@ -49,6 +49,7 @@ from rerank_core.analysis import (
 )
 from rerank_core.answers import fallback_note, report_verdict
 from rerank_core.config import Settings, load_settings
+from rerank_core.cost import Budget, CostMeter
 from rerank_core.errors import CorpusFormatError
 from rerank_core.evaluation import (
     FIRST_STAGE,
@@ -315,15 +316,20 @@ def run_benchmark(
     progress: ProgressFn | None = None,
     runtime: Runtime | None = None,
     concurrency: int = 1,
+    budget: Budget | None = None,
+    tags: Mapping[str, Sequence[str]] | None = None,
 ) -> Benchmark:
     """Evaluate ``methods`` (the first stage is added first if missing) and analyse the outcome.
 
     Models and indexes come from ``runtime`` (the app passes its process-wide one; by default a new
     one). ``progress(done, total, message)`` may raise :class:`~rerank_core.progress.Cancelled`, which
     stops the run and propagates. ``concurrency`` is how many queries of a hosted method run at once.
+    ``budget`` covers the whole run, the depth sweep's extra scoring included: going over raises
+    :class:`~rerank_core.cost.BudgetExceeded`. ``tags[query_id]`` group the per-query analysis.
     """
     settings = settings or load_settings()
     runtime = runtime or Runtime()
+    meter = CostMeter(budget, settings.prices) if budget is not None else None
     methods = [m.strip() for m in methods if m and m.strip()]
     if first_stage not in methods:
         methods = [first_stage, *methods]
@@ -354,6 +360,8 @@ def run_benchmark(
         runtime=runtime,
         measures=DEFAULT_MEASURES,
         concurrency=concurrency,
+        tags=tags,
+        meter=meter,
     )
     bench = Benchmark(report=rep, summaries=summarise(rep), sweep_depths=[], max_queries=max_queries)
     fs = _first_stage_eval(rep)
@@ -401,6 +409,7 @@ def run_benchmark(
                 settings,
                 runtime,
                 phase("depth sweep: "),
+                meter,
             )
         for name in swept:
             usable = {
@@ -478,6 +487,7 @@ def _deep_scores(
     settings: Settings,
     runtime: Runtime,
     progress: ProgressFn | None,
+    meter: CostMeter | None = None,
 ) -> tuple[dict[str, list[str]], dict[str, dict[str, dict[str, float]]]]:
     """The first stage's top ``deepest`` per query and every swept reranker's scores for them."""
     retriever = runtime.first_stage(first_stage, dataset.corpus, settings)
@@ -495,7 +505,11 @@ def _deep_scores(
         reranker = runtime.reranker(name, settings)
         per_query: dict[str, dict[str, float]] = {}
         for qid in rep.query_ids:
-            res = reranker.rerank(dataset.queries[qid], candidates[qid])
+            if meter is not None:
+                meter.check(name)
+            res = reranker.rerank(dataset.queries[qid], candidates[qid], first_stage_scale=retriever.scale)
+            if meter is not None:
+                meter.record(name, res.usage, res.latency_ms / 1000.0)
             if res.ok and res.items:
                 per_query[qid] = {it.doc_id: it.score for it in res.items}
             done += 1

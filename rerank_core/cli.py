@@ -23,9 +23,13 @@ fusion under ``<data_dir>/fusions/NAME.json``; ``fusion list`` lists the saved o
 the Benchmark page's) into one self-contained HTML file, or Markdown with ``--format md`` or an
 ``.md`` output (see :mod:`rerank_core.report`).
 
+``--budget-dollars`` and ``--budget-seconds`` stop the run before it goes over (dollars of the
+methods priced in ``[prices.<method>]``, seconds of measured query time; see :mod:`rerank_core.cost`).
+
 Exit codes: 0 when the evaluation ran (methods that could not run are reported in the JSON with
-``available: false``); 2 for bad arguments or unreadable input, with a one-line message;
-130 when interrupted.
+``available: false``); 2 for bad arguments or unreadable input, with a one-line message; 3 when a
+budget stopped the run (the message says where and what was spent; nothing is written); 130 when
+interrupted.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from rerank_core.errors import RerankError
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_BUDGET = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -49,6 +54,16 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a non-negative number")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -113,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--corpus", metavar="ID", help="the corpus id in the label store (with --qrels-db)")
     ev.add_argument(
+        "--llm-judge",
+        metavar="llm:MODEL",
+        help="with --qrels-db: let this LLM judge's grades fill the pairs no person judged (default: people "
+        "only; the report says which)",
+    )
+    ev.add_argument(
         "--tags",
         metavar="FILE",
         help="query tags: a TSV (query-id, tags separated by commas) or a queries JSONL with a tags field "
@@ -125,6 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run up to N queries of a hosted method at once (each query's latency stays its own call's; "
         "rate limits: requests_per_second in [methods.<name>] or the settings)",
+    )
+    ev.add_argument(
+        "--budget-dollars",
+        type=_non_negative_float,
+        metavar="USD",
+        help="stop before the run spends more than this (methods priced in [prices.<method>] of rerank.toml)",
+    )
+    ev.add_argument(
+        "--budget-seconds",
+        type=_non_negative_float,
+        metavar="S",
+        help="stop before the methods' measured query time passes this many seconds",
     )
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
@@ -175,12 +208,23 @@ def _load_dataset(args: argparse.Namespace):
     dataset = got.dataset
     if not args.qrels_db:
         return dataset
+    from rerank_core.agreement import merge_qrels
     from rerank_core.judgements import JudgementStore
 
     with JudgementStore(args.qrels_db) as store:
-        qrels = store.qrels(args.corpus)
+        people = store.qrels(args.corpus, people_only=True)  # an LLM judge's grades only when asked
+        llm = store.qrels(args.corpus, judge=args.llm_judge) if args.llm_judge else None
         stored_queries = store.queries(args.corpus)
-        corpora = store.corpora() if not qrels else []
+        corpora = store.corpora() if not people and not llm else []
+        tags = store.tags(args.corpus)
+    if args.llm_judge and not llm:
+        raise ConfigError(
+            f"the label store has no judgements by {args.llm_judge!r} for corpus {args.corpus!r}",
+            hint="LLM judges are named llm:<model>; grade with one on the Compare page first",
+        )
+    merged = merge_qrels(people, llm, args.llm_judge or "llm")
+    qrels = merged.qrels
+    args.store_tags = {q: list(t) for q, t in tags.items()}
     if not qrels:
         raise ConfigError(
             f"the label store {store.url} has no judgements for corpus {args.corpus!r}",
@@ -188,11 +232,15 @@ def _load_dataset(args: argparse.Namespace):
             if corpora
             else "the store is empty: label some results",
         )
+    print(f"judgements: {merged.label}", file=sys.stderr)
     queries = dict(dataset.queries)
     # the store's text is what was judged, so it wins for the store's query ids
     queries.update(stored_queries)
     return Dataset(
-        name=f"{dataset.name} (labels: {args.corpus})", corpus=dataset.corpus, queries=queries, qrels=qrels
+        name=f"{dataset.name} (labels: {args.corpus}, {merged.basis})",
+        corpus=dataset.corpus,
+        queries=queries,
+        qrels=qrels,
     )
 
 
@@ -263,6 +311,7 @@ def format_table(report_json: dict) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rerank_core.config import load_settings
+    from rerank_core.cost import Budget
     from rerank_core.errors import ConfigError
     from rerank_core.evaluation import run_evaluation, run_file_names
     from rerank_core.progress import run_with_bar
@@ -270,6 +319,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.qrels_db) != bool(args.corpus):
         raise ConfigError(
             "--qrels-db and --corpus go together", hint="give both, or neither to use the dataset's qrels"
+        )
+    if args.llm_judge and not args.qrels_db:
+        raise ConfigError(
+            "--llm-judge fills gaps in the label store's judgements",
+            hint="give it with --qrels-db and --corpus",
         )
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     run_file_names(methods)
@@ -285,6 +339,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ) from exc
     dataset = _load_dataset(args)
     tags = _load_tags(args)
+    budget = None
+    if args.budget_dollars is not None or args.budget_seconds is not None:
+        budget = Budget(dollars=args.budget_dollars, seconds=args.budget_seconds)
 
     def run(progress):
         return run_evaluation(
@@ -297,6 +354,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             progress=progress,
             tags=tags,
             concurrency=args.concurrency,
+            budget=budget,
         )
 
     report = run_with_bar(run, "evaluate", show=not args.no_progress)
@@ -317,15 +375,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _load_tags(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Query tags: ``--tags FILE``, else the dataset's queries.jsonl; tags set in the label store (with
+    ``--qrels-db``) replace a query's tags from the file."""
     from rerank_core.per_query import read_tags
 
+    found: dict[str, list[str]] = {}
     if args.tags:
-        return read_tags(args.tags)
-    queries = Path(args.dataset) / "queries.jsonl"
-    try:
-        return read_tags(queries) if queries.is_file() else {}
-    except RerankError:
-        return {}  # the dataset loader already read the queries: tags are optional there
+        found = read_tags(args.tags)
+    else:
+        queries = Path(args.dataset) / "queries.jsonl"
+        try:
+            found = read_tags(queries) if queries.is_file() else {}
+        except RerankError:
+            found = {}  # the dataset loader already read the queries: tags are optional there
+    return {**found, **getattr(args, "store_tags", {})}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -561,8 +624,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from rerank_core.cost import BudgetExceeded
+
     try:
         code = args.func(args)
+    except BudgetExceeded as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return EXIT_BUDGET
     except RerankError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

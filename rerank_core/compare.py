@@ -190,14 +190,23 @@ class Comparison:
         raise KeyError(doc_id)
 
     def orders(self) -> dict[str, list[str]]:
-        """Every usable order (first stage first), keyed by method name. Failed methods are left out."""
+        """Every order a method produced itself (first stage first), keyed by method name.
+
+        Failed methods are left out, and so are fallbacks: a method that fell back shows the first
+        stage's order, and comparing that with the first stage would report a perfect agreement that
+        no reranker produced (see :meth:`fallbacks`)."""
         out = {self.first_stage.method: self.first_stage.ids}
         for res in self.results:
-            if res.items:
+            if res.items and not res.fallback:
                 out[res.method] = res.ids
         return out
 
+    def fallbacks(self) -> list[str]:
+        """The methods that fell back to the first-stage order (left out of :meth:`agreement`)."""
+        return [res.method for res in self.results if res.fallback]
+
     def agreement(self, k: int, p: float = 0.9) -> list[Agreement]:
+        """Agreement of every pair of :meth:`orders` (fallbacks left out)."""
         return agreement_table(self.orders(), k, p)
 
 
@@ -236,7 +245,7 @@ def run_comparison(
         report(
             progress, i, total, f"Reranking {len(candidates)} candidates with {reranker.method_name}{loading}"
         )
-        result = reranker.rerank(query, candidates, top_k=None)
+        result = reranker.rerank(query, candidates, top_k=None, first_stage_scale=first.scale)
         results.append(result)
         if on_result is not None:
             on_result(result)

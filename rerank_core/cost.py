@@ -14,7 +14,8 @@ a query's cost is ``search_units * per_search_unit + input_tokens / 1e6 * per_mi
 + output_tokens / 1e6 * per_million_output_tokens + seconds / 3600 * (per_gpu_hour + per_cpu_hour)``.
 
 Usage is what the service reported for a query (``RerankResult.usage``: ``search_units``,
-``input_tokens``, ``output_tokens``). A usage price with no reported usage has no cost to show:
+``input_tokens``, ``output_tokens``; OpenAI-compatible servers name tokens ``prompt_tokens`` and
+``completion_tokens``, read as the same). A usage price with no reported usage has no cost to show:
 the figure is None with the reason, never a silent zero.
 """
 
@@ -36,6 +37,21 @@ USAGE_PRICES: dict[str, tuple[str, float]] = {
 TIME_PRICES = ("per_gpu_hour", "per_cpu_hour")
 PRICE_KEYS = (*USAGE_PRICES, *TIME_PRICES)
 USAGE_KEYS = tuple(key for key, _ in USAGE_PRICES.values())
+#: other names services give the same usage (OpenAI-compatible chat completions)
+USAGE_ALIASES: dict[str, tuple[str, ...]] = {
+    "input_tokens": ("prompt_tokens",),
+    "output_tokens": ("completion_tokens",),
+}
+
+
+def usage_value(usage: Mapping[str, float], key: str) -> float | None:
+    """The usage figure ``key`` (``input_tokens``, ...) under its name or an alias, None if not reported."""
+    for name in (key, *USAGE_ALIASES.get(key, ())):
+        if name in usage:
+            return float(usage[name])
+    return None
+
+
 CURRENCY = "USD"
 PRICE_WORDS = {
     "per_search_unit": "per search unit",
@@ -118,9 +134,10 @@ class PriceModel:
             price = getattr(self, key)
             if price <= 0:
                 continue
-            if usage_key not in usage:
+            value = usage_value(usage, usage_key)
+            if value is None:
                 return None
-            total += float(usage[usage_key]) * scale * price
+            total += value * scale * price
         if self.per_hour > 0:
             total += max(0.0, float(seconds)) / 3600.0 * self.per_hour
         return total
@@ -202,6 +219,13 @@ def cost_per_1000(
 # budgets
 
 
+def dollars_text(value: float) -> str:
+    """``$0.0042``; a small amount keeps two significant digits (``$0.000028``), never a bare ``$0.0000``."""
+    if value == 0 or abs(value) >= 0.001:
+        return f"${value:.4f}"
+    return f"${value:.2g}" if abs(value) < 1e-6 else f"${value:.6f}".rstrip("0")
+
+
 class BudgetExceeded(RerankError):
     """A run would go over its dollar or time budget; it stops before spending more."""
 
@@ -242,7 +266,7 @@ class CostMeter:
         self._per_method: dict[str, tuple[int, float, float]] = {}  # queries, dollars, seconds
 
     def _stop(self, method: str, what: str) -> BudgetExceeded:
-        spent = f"${self.dollars:.4f} and {self.seconds:.1f} s spent so far"
+        spent = f"{dollars_text(self.dollars)} and {self.seconds:.1f} s spent so far"
         return BudgetExceeded(
             f"the run stopped before {method}'s next query: {what} ({spent})",
             hint="raise the budget, evaluate fewer queries (--max-queries) or choose a cheaper method",
@@ -255,7 +279,7 @@ class CostMeter:
         if self.budget.dollars is not None and self.dollars + dollars / n > self.budget.dollars:
             raise self._stop(
                 method,
-                f"at about ${dollars / n:.4f} a query it would pass the ${self.budget.dollars:g} budget",
+                f"at about {dollars_text(dollars / n)} a query it would pass the ${self.budget.dollars:g} budget",
             )
         if self.budget.seconds is not None and self.seconds + seconds / n > self.budget.seconds:
             raise self._stop(

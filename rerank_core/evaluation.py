@@ -27,7 +27,14 @@ at once; each query's ``latency_ms`` is still its own call's (waits for a rate l
 excluded), and usage a service reports is kept per query.
 
 A method that cannot run is reported ``available: false`` with the error and what to do; the
-others go on. Per-query values stay on the report (``MethodEvaluation.per_query``) for bootstrap
+others go on. A query on which a hosted reranker failed keeps the first-stage order (a *fallback*,
+counted per method as ``fallback_queries``), with the first stage's scores under the first stage's
+scale.
+
+A budget (:class:`~rerank_core.cost.Budget`: dollars of priced methods, seconds of measured query
+time) is checked before each query of each method and counted after it
+(:class:`~rerank_core.cost.CostMeter`); a run that would go over stops with
+:class:`~rerank_core.cost.BudgetExceeded`, whose message says where and how much was spent. Per-query values stay on the report (``MethodEvaluation.per_query``) for bootstrap
 intervals and paired tests.
 """
 
@@ -44,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from rerank_core.config import Settings, load_settings
+from rerank_core.cost import Budget, CostMeter
 from rerank_core.errors import CorpusFormatError, InvalidMethod
 from rerank_core.metrics import (
     DEFAULT_MEASURES,
@@ -60,7 +68,7 @@ from rerank_core.registry import RERANKERS, RETRIEVERS, is_fusion, method_info
 from rerank_core.rerankers.base import Reranker
 from rerank_core.retrieval.base import NoCandidatesForQuery, Retriever
 from rerank_core.trec import results_to_run, write_run
-from rerank_core.types import Candidate, Dataset, MethodError, MethodSpec, RerankResult
+from rerank_core.types import Candidate, Dataset, MethodError, MethodSpec, RerankResult, ScoreScale
 
 FIRST_STAGE = "first-stage"
 RERANKER = "reranker"
@@ -357,6 +365,7 @@ def _evaluate_retriever(
     settings: Settings,
     runtime: Runtime,
     steps: _Steps,
+    meter: CostMeter | None = None,
 ) -> tuple[MethodEvaluation, Retriever | None, dict[str, tuple[list[Candidate], float]]]:
     """Get the first stage from the runtime (in memory, saved, or built) and run the queries; also
     returns the candidates per query."""
@@ -392,6 +401,8 @@ def _evaluate_retriever(
     results: dict[str, RerankResult] = {}
     without: list[str] = []
     for i, qid in enumerate(query_ids, start=1):
+        if meter is not None:
+            meter.check(name)
         try:
             cands, res = retriever.candidates(dataset.queries[qid], depth, qid)
         except Cancelled:
@@ -408,6 +419,8 @@ def _evaluate_retriever(
             candidates[qid] = (cands, res.latency_ms)
             results[qid] = res
             m.latencies_ms[qid] = res.latency_ms
+            if meter is not None:
+                meter.record(name, res.usage, res.latency_ms / 1000.0)
         steps.step(f"{name}: query {i}/{len(query_ids)}")
     if without:
         shown = ", ".join(without[:5]) + (", ..." if len(without) > 5 else "")
@@ -427,24 +440,47 @@ def _rerank_queries(
     candidates: Mapping[str, tuple[list[Candidate], float]],
     concurrency: int,
     steps: _Steps,
+    first_stage_scale: ScoreScale | None = None,
+    meter: CostMeter | None = None,
 ) -> dict[str, RerankResult]:
     """Each query's result, in query order. With ``concurrency`` > 1 up to that many queries run at
-    once (each result's latency is still its own call's); a cancelled run cancels what has not started."""
+    once (each result's latency is still its own call's); a cancelled run cancels what has not started.
+    The budget ``meter`` is checked before a query starts and charged when it ends, in this thread."""
+
+    def one(qid: str) -> RerankResult:
+        return reranker.rerank(dataset.queries[qid], candidates[qid][0], first_stage_scale=first_stage_scale)
+
+    def charge(res: RerankResult) -> None:
+        if meter is not None:
+            meter.record(name, res.usage, res.latency_ms / 1000.0)
+
     if concurrency <= 1:
         out = {}
         for i, qid in enumerate(query_ids, start=1):
-            out[qid] = reranker.rerank(dataset.queries[qid], candidates[qid][0])
+            if meter is not None:
+                meter.check(name)
+            out[qid] = one(qid)
+            charge(out[qid])
             steps.step(f"{name}: query {i}/{len(query_ids)}")
         return out
     done: dict[str, RerankResult] = {}
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"eval-{name}")
     try:
-        futures = {
-            pool.submit(reranker.rerank, dataset.queries[qid], candidates[qid][0]): qid for qid in query_ids
-        }
-        for i, future in enumerate(as_completed(futures), start=1):
-            done[futures[future]] = future.result()
-            steps.step(f"{name}: query {i}/{len(query_ids)} ({concurrency} at once)")
+        pending = list(query_ids)
+        running: dict = {}
+        finished = 0
+        while pending or running:
+            while pending and len(running) < concurrency:
+                if meter is not None:
+                    meter.check(name)
+                qid = pending.pop(0)
+                running[pool.submit(one, qid)] = qid
+            future = next(as_completed(running))
+            qid = running.pop(future)
+            done[qid] = future.result()
+            charge(done[qid])
+            finished += 1
+            steps.step(f"{name}: query {finished}/{len(query_ids)} ({concurrency} at once)")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return {qid: done[qid] for qid in query_ids}
@@ -459,6 +495,8 @@ def _evaluate_reranker(
     runtime: Runtime,
     steps: _Steps,
     concurrency: int = 1,
+    first_stage_scale: ScoreScale | None = None,
+    meter: CostMeter | None = None,
 ) -> MethodEvaluation:
     m = MethodEvaluation(name=name, kind=RERANKER, label=name)
     try:
@@ -480,11 +518,17 @@ def _evaluate_reranker(
     m.available = True
     warm_qid = next((q for q in query_ids if candidates[q][0]), None)
     if warm_qid is not None:
-        warm = reranker.rerank(_warmup_query(dataset, query_ids), candidates[warm_qid][0])
+        warm = reranker.rerank(
+            _warmup_query(dataset, query_ids), candidates[warm_qid][0], first_stage_scale=first_stage_scale
+        )
         m.warmup_ms = warm.latency_ms if warm.ok else None
+        if meter is not None:  # a warm-up call to a paid service is spent money too
+            meter.record(name, warm.usage, warm.latency_ms / 1000.0)
     steps.step(f"{name}: model ready")
     m.concurrency = max(1, concurrency) if method_info(name).hosted else 1
-    results = _rerank_queries(reranker, name, dataset, query_ids, candidates, m.concurrency, steps)
+    results = _rerank_queries(
+        reranker, name, dataset, query_ids, candidates, m.concurrency, steps, first_stage_scale, meter
+    )
     for qid in query_ids:
         _, fs_ms = candidates[qid]
         res = results[qid]
@@ -632,6 +676,8 @@ def run_evaluation(
     measures: Sequence[str] = DEFAULT_MEASURES,
     tags: Mapping[str, Sequence[str]] | None = None,
     concurrency: int = 1,
+    budget: Budget | None = None,
+    meter: CostMeter | None = None,
 ) -> EvaluationReport:
     """Evaluate ``methods`` on the judged queries of ``dataset`` (the first ``max_queries``).
 
@@ -641,10 +687,16 @@ def run_evaluation(
     :class:`CorpusFormatError` when nothing is judged; a method that fails is reported in its entry
     instead. ``progress`` may raise ``Cancelled``. ``tags[query_id]`` (optional) are query tags the
     report's per-query analysis is grouped by. ``concurrency`` (>= 1) is how many queries of a hosted
-    method run at once.
+    method run at once. ``budget`` stops the run with :class:`~rerank_core.cost.BudgetExceeded` before it
+    goes over (priced by ``settings.prices``; with several queries in flight it is checked as each is
+    started, so it can pass the budget by the queries already running); ``meter`` is a
+    :class:`~rerank_core.cost.CostMeter` to count on instead (shared with later work of the same run, as
+    the benchmark's depth sweep does).
     """
     settings = settings or load_settings()
     runtime = runtime or Runtime()
+    if meter is None and budget is not None:
+        meter = CostMeter(budget, settings.prices)
     methods = _check_methods(first_stage, methods, depth)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidMethod(
@@ -669,9 +721,10 @@ def run_evaluation(
     phases = 1 + sum(1 for m in methods if m != first_stage) + len(hidden)
     steps = _Steps(progress, phases * (n + 1))
 
-    fs_eval, _, candidates = _evaluate_retriever(
-        first_stage, dataset, query_ids, depth, settings, runtime, steps
+    fs_eval, fs_retriever, candidates = _evaluate_retriever(
+        first_stage, dataset, query_ids, depth, settings, runtime, steps, meter
     )
+    fs_scale = fs_retriever.scale if fs_retriever is not None else None
     if fs_eval.available:
         _finish(fs_eval, qrels, measures, n)
 
@@ -713,7 +766,7 @@ def run_evaluation(
         if name == first_stage:
             m = fs_eval
         elif _is_retriever(name):
-            m, _, _ = _evaluate_retriever(name, dataset, query_ids, depth, settings, runtime, steps)
+            m, _, _ = _evaluate_retriever(name, dataset, query_ids, depth, settings, runtime, steps, meter)
             if m.available:
                 _finish(m, qrels, measures, n)
         elif fs_eval.index_build_s is None:  # the first stage could not be built
@@ -723,7 +776,7 @@ def run_evaluation(
                 steps.step(f"{name}: skipped")
         else:
             m = _evaluate_reranker(
-                name, dataset, query_ids, candidates, settings, runtime, steps, concurrency
+                name, dataset, query_ids, candidates, settings, runtime, steps, concurrency, fs_scale, meter
             )
             if m.available:
                 _finish(m, qrels, measures, n)

@@ -1414,7 +1414,9 @@ class JudgementStore:
         top_n: int = 10,
     ) -> int:
         """Record every method's result of one compare-page query in one transaction; returns the
-        count. Each entry keeps the result's fallback flag, precision, usage and score scale."""
+        count. Each entry keeps the result's fallback flag, precision, usage and score scale. A
+        fallback is stored as not available (the method did not rank that query; the order kept is
+        the first stage's) with ``fallback`` set and the first stage's scale."""
         rows = []
         for r in results:
             extra: dict[str, Any] = {"scale": str(getattr(r.scale, "value", r.scale))}
@@ -1429,7 +1431,7 @@ class JudgementStore:
                     depth,
                     r.latency_ms,
                     r.model_load_s,
-                    r.available,
+                    r.available and not r.fallback,
                     str(r.error) if r.error is not None else None,
                     [(it.doc_id, it.score) for it in r.items[:top_n]],
                     r.fallback,

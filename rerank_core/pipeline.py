@@ -573,7 +573,8 @@ class Runtime:
         except Exception:  # noqa: BLE001 - rerank() below reports a load failure in the result
             pass
         report(progress, step, total, f"Reranking {len(candidates)} candidates with {reranker.method_name}")
-        return reranker.rerank(query, candidates, top_k=None)
+        # a fallback shows the first stage's scores, under the first stage's scale
+        return reranker.rerank(query, candidates, top_k=None, first_stage_scale=first.scale)
 
     # -- a corpus's precomputation --------------------------------------------------------------------
     def status(self, spec: str, corpus: Corpus, settings: Settings) -> Status:

@@ -11,7 +11,8 @@ data sit in the page, there are no web fonts, remote images or links to load. Ev
 the input (method names, query texts, errors) is escaped.
 
 ``python -m rerank_core report --input report.json --output report.html`` (``--format md`` or a
-``.md`` output for Markdown).
+``.md`` output for Markdown). A Compare page comparison saved as JSON (``"kind": "comparison"``,
+:mod:`rerank_core.compare_report`) renders the same way.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def load_report(path: str | Path) -> dict[str, Any]:
 
 
 def check_report(data: Any, name: str = "the report") -> None:
+    from rerank_core.compare_report import is_comparison
+
+    if isinstance(data, dict) and is_comparison(data):
+        return
     if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
         raise CorpusFormatError(
             'not a Rerank Playground report: it has no "methods" table',
@@ -746,8 +751,13 @@ def render_markdown(data: Mapping[str, Any], title: str | None = None) -> str:
 
 
 def render(data: Mapping[str, Any], fmt: str = "html") -> str:
+    """An evaluation report, or a Compare page comparison (``"kind": "comparison"``), as HTML or Markdown."""
+    from rerank_core.compare_report import is_comparison, render_comparison_html, render_comparison_markdown
+
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if is_comparison(data):
+        return render_comparison_html(data) if fmt == "html" else render_comparison_markdown(data)
     return render_html(data) if fmt == "html" else render_markdown(data)
 
 

@@ -280,8 +280,16 @@ def test_hosted_failure_falls_back_to_the_first_stage_order_with_a_warning(monke
     assert cohere.fallback and cohere.ids == first.ids and all(it.flagged for it in cohere.items)
     warnings = " ".join(w.value for w in at.warning)
     assert "Fell back to the first-stage order" in warnings
-    assert _column_docs(at, "Cohere Rerank") == first.ids[:5]
-    assert _column_html(at, "Cohere Rerank").count("kept first-stage place") == 5
+    title = "Cohere Rerank (fell back to the first stage)"  # the column says so in its title
+    assert _column_docs(at, title) == first.ids[:5]
+    column = _column_html(at, title)
+    assert column.count("kept first-stage place") == 5
+    # the first stage's scores under the first stage's scale, never the reranker's
+    assert cohere.scale == first.scale and "BM25 score" in column and "API relevance" not in column
+    # the agreement table compares only orders a method produced, and says what it left out
+    agreement = next(df.value for df in at.dataframe if "Order A" in df.value.columns)
+    assert not any("Cohere" in str(v) for v in [*agreement["Order A"], *agreement["Order B"]])
+    assert any("Left out: Cohere Rerank" in c.value for c in at.caption)
 
 
 # -- untrusted text -------------------------------------------------------------------------------------

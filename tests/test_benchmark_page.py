@@ -219,10 +219,10 @@ def test_the_page_runs_on_the_sample_qrels_and_matches_evaluate(
     # the verdict, the scatter, the sweep with its knee, the policy plot
     verdict = [a.value for a in (*at.success, *at.info, *at.warning) if "first stage" in a.value]
     assert any("reranker" in text for text in verdict)
-    charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
-    assert len(charts) == 3
-    specs = list(charts.values())
-    scatter, sweep, policy = specs
+    charts = {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    scatter, sweep, policy = (
+        charts[k] for k in (keys.BENCH_SCATTER, keys.BENCH_SWEEP_PLOT, keys.BENCH_POLICY)
+    )
     assert {t["name"] for t in scatter["data"]} == {"bm25", ce_spec.replace("/", "/")}
     sweep_lines = [t for t in sweep["data"] if t.get("mode") == "lines+markers"]
     assert sweep_lines[0]["x"] == [5, 10, 15]
@@ -231,7 +231,38 @@ def test_the_page_runs_on_the_sample_qrels_and_matches_evaluate(
         direct.methods[ce_spec].metrics[KEY_MEASURE]
     )
 
+    # the verdict's numbers are the report's; the bullets use the same interval as the headline
     report = json.loads(downloads["benchmark-report.json"])
+    facts = {m.label: m.value for m in at.metric}
+    v = report["verdict"]
+    assert facts["call"] == v["call"] and facts["method"] == v["method"]
+    assert facts["95% interval"].startswith(f"{v['ci'][0]:+.3f}")
+    bullets = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith("- ")]
+    assert any("95% interval" in b and f"{v['ci'][0]:+.3f}" in b for b in bullets)
+    assert not any("significant at 5%" in b for b in bullets)
+    # coverage next to the metrics, checked against the report
+    for name in ("bm25", ce_spec):
+        assert table.loc[name, "Coverage@10"] == pytest.approx(report["methods"][name]["coverage"]["@10"])
+    # per-query wins and losses, sorted by difference, each with a link that opens it on Compare
+    pq = next(df.value for df in at.dataframe if "open" in df.value.columns)
+    rows = report["per_query_analysis"]["methods"][ce_spec]["rows"]
+    assert pq["query"].tolist() == [r["query"] for r in rows] and len(rows) == N_QUERIES
+    assert pq["Δ"].tolist() == sorted(pq["Δ"].tolist(), reverse=True)
+    assert (
+        pq["in top 10"] + pq["ranked below 10 (reranker)"] + pq["not retrieved (first stage)"]
+    ).tolist() == (pq["relevant"].tolist())
+    link = pq["open"].iloc[0]
+    assert link.startswith("/?corpus=") and "first_stage=bm25" in link and "methods=cross-encoder" in link
+    assert "model_cross-encoder=" in link and "depth=15" in link
+    wins = {m.label: m.value for m in at.metric}
+    assert int(wins["wins"]) + int(wins["losses"]) + int(wins["ties"]) == N_QUERIES
+    # score distributions with the scale named; report buttons
+    hist_axes = [
+        c["layout"]["xaxis"]["title"]["text"] for k, c in charts.items() if k.startswith(keys.BENCH_HIST)
+    ]
+    assert any("logit" in t for t in hist_axes) and any("BM25 score" in t for t in hist_axes)
+    labels = [b.label for b in at.get("download_button")]
+    assert "Report (HTML)" in labels and "Report (Markdown)" in labels
     for name in ("bm25", ce_spec):
         assert report["methods"][name]["metrics"] == pytest.approx(direct.methods[name].metrics)
     assert report["methods"][cohere]["available"] is False
@@ -292,3 +323,51 @@ def test_the_page_runs_dense_with_the_packaged_minilm(sample, minilm_path):
             direct.methods["dense"].metrics[measure], abs=1e-9
         )
     assert any("No pointwise reranker ran" in c.value for c in at.caption)
+
+
+def test_the_page_marks_fallbacks_prices_methods_and_a_budget_stops_the_run(monkeypatch, tmp_path):
+    """Cohere against a loopback server that fails on some queries: its row is marked † with the count,
+    its cost per 1,000 queries comes from the billed search units and a second plot panel shows it; a
+    dollar budget smaller than the run stops it with the budget's message and keeps nothing."""
+    from loopback_servers import RERANK_PATH, LoopbackServer, Recorded, Reply, cohere_rerank_body, error_body
+
+    def cohere_like(rec: Recorded) -> Reply:
+        query, docs = rec.body["query"], rec.body["documents"]
+        if len(query) % 4 == 0:
+            return Reply(status=500, body=error_body("loopback says no"))
+        words = set(query.lower().split())
+        scores = [len(words & set(d.lower().split())) / (1 + len(words)) for d in docs]
+        return Reply(body=cohere_rerank_body(sorted(enumerate(scores), key=lambda t: -t[1])))
+
+    config = tmp_path / "rerank.toml"
+    config.write_text("[prices.cohere]\nper_search_unit = 0.002\n", encoding="utf-8")
+    monkeypatch.setenv("RERANK_CONFIG", str(config))
+    monkeypatch.setenv("RERANK_MAX_RETRIES", "0")
+    with LoopbackServer() as server:
+        server.responders[RERANK_PATH] = cohere_like
+        monkeypatch.setenv("RERANK_COHERE_BASE_URL", server.url)
+        at = _run_page(["cohere"], {}, 15, "5, 15", timeout=120)
+        direct = run_evaluation(
+            sample_dataset(), "bm25", 15, ["bm25", "cohere"], max_queries=N_QUERIES, settings=load_settings()
+        )
+        failed = len(direct.methods["cohere"].fallback_queries)
+        assert 0 < failed < N_QUERIES
+        table = _table(at)
+        row = next(name for name in table.index if name.startswith("cohere"))  # the page names its model
+        assert row.endswith(" †") and table.loc[row, "fell back"] == failed
+        assert table.loc[row, "$ / 1,000 queries"] == pytest.approx(2.0)  # one search unit per query
+        notes = [c.value.replace("\\", "") for c in at.caption]
+        assert any(f"† {row[:-2]}: {failed} of {N_QUERIES} queries fell back" in n for n in notes), notes
+        charts = {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+        scatter = charts[keys.BENCH_SCATTER]
+        assert any(t.get("xaxis") == "x2" and t["x"] == [pytest.approx(2.0)] for t in scatter["data"])
+        assert any(
+            "(with fallbacks)" in str(t.get("text")) or "†" in str(t.get("text")) for t in scatter["data"]
+        )
+
+        # a budget of one cent: the run stops before it spends more, and says so
+        at.number_input(key=keys.BENCH_BUDGET_DOLLARS).set_value(0.005)
+        at.button(key=keys.BENCH_RUN).click().run()
+        assert not at.exception
+        stopped = [e.value for e in at.error if "stopped" in e.value]
+        assert stopped and "$0.005 budget" in stopped[0].replace("\\", "")

@@ -75,6 +75,14 @@ def test_hosted_failure_falls_back_to_first_stage_order():
     res = Hosted().rerank("q", cands("a", "bbb", "cc"), top_k=2)
     assert res.fallback and res.error.kind == "hosted-call-failed"
     assert res.ids == ["d0", "d1"] and all(it.flagged for it in res.items)
+    # the scores shown are the first stage's, so the scale is the first stage's, never the reranker's
+    assert [it.score for it in res.items] == [1.0, 0.5]
+    assert res.scale == ScoreScale.FIRST_STAGE
+    given = Hosted().rerank("q", cands("a", "bbb"), first_stage_scale=ScoreScale.BM25)
+    assert given.fallback and given.scale == ScoreScale.BM25
+    assert (
+        LengthReranker().rerank("q", cands("a"), first_stage_scale=ScoreScale.BM25).scale == ScoreScale.LOGIT
+    )
 
 
 def test_nan_scores_sink_and_are_flagged():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from loopback_servers import loopback
 
 from rerank_core.config import load_settings
 from rerank_core.cost import (
@@ -15,6 +16,8 @@ from rerank_core.cost import (
     price_for,
 )
 from rerank_core.errors import ConfigError, RerankError
+
+__all__ = ["loopback"]  # the fixture
 
 PRICES = {
     "cohere": {"per_search_unit": 0.002},
@@ -71,6 +74,10 @@ def test_query_cost_by_formula():
     assert cohere.query_cost({"search_units": 3}, 0.4) == pytest.approx(3 * 0.002)
     assert cohere.query_cost({}, 0.4) is None  # billed per unit, but no units reported
     llm = PriceModel.from_table("llm", PRICES["llm"])
+    # an OpenAI-compatible server reports prompt and completion tokens: the same prices apply
+    assert llm.query_cost(
+        {"prompt_tokens": 12_000, "completion_tokens": 300, "total_tokens": 12_300}, 1.0
+    ) == (llm.query_cost({"input_tokens": 12_000, "output_tokens": 300}, 1.0))
     assert llm.query_cost({"input_tokens": 12_000, "output_tokens": 300}, 1.0) == pytest.approx(
         12_000 / 1e6 * 0.15 + 300 / 1e6 * 0.6
     )
@@ -125,3 +132,39 @@ def test_a_budget_stops_a_run_before_it_goes_over():
     with pytest.raises(ConfigError):
         Budget(dollars=-1)
     assert check_prices({}) == {}
+
+
+def test_an_llm_reranker_is_priced_by_the_tokens_its_server_reports(loopback, tmp_path):
+    """Pointwise LLM reranking against a loopback OpenAI-compatible server that reports 1 prompt and 1
+    completion token per call: the report's cost per 1,000 queries follows from the token prices."""
+    from loopback_servers import CHAT_PATH, chat
+
+    from rerank_core.config import Settings
+    from rerank_core.evaluation import run_evaluation
+    from rerank_core.sample import sample_dataset
+
+    loopback.responders[CHAT_PATH] = lambda rec: chat('{"grade": 5}')
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        openai_base_url=loopback.openai_base_url,
+        max_retries=0,
+        methods={"llm": {"cache": False}},
+        prices={"llm": {"per_million_input_tokens": 2.0, "per_million_output_tokens": 6.0}},
+    )
+    depth = 4
+    rep = run_evaluation(
+        sample_dataset(), "bm25", depth, ["llm:loopback-model"], max_queries=3, settings=settings
+    )
+    cost = rep.to_json()["methods"]["llm:loopback-model"]["cost"]
+    # one call per candidate, each 1 input and 1 output token
+    assert cost["per_1000_queries"] == pytest.approx(1000 * depth * (2.0 + 6.0) / 1e6)
+    assert cost["queries"] == 3 and cost["reason"] is None
+
+
+def test_small_amounts_are_never_shown_as_zero():
+    from rerank_core.cost import dollars_text
+
+    assert (
+        dollars_text(0) == "$0.0000" and dollars_text(2.0) == "$2.0000" and dollars_text(0.0042) == "$0.0042"
+    )
+    assert dollars_text(0.000028) == "$0.000028" and dollars_text(2.8e-9) == "$2.8e-09"

@@ -23,7 +23,7 @@ from rerank_core.registry import RERANKERS, RETRIEVERS
 from rerank_core.rerankers.base import Reranker
 from rerank_core.retrieval.base import Retriever
 from rerank_core.trec import read_run, write_beir_qrels
-from rerank_core.types import Corpus, Dataset, Document, ScoreScale
+from rerank_core.types import Corpus, Dataset, Document, Scores, ScoreScale
 
 ir_measures = pytest.importorskip("ir_measures")
 
@@ -100,11 +100,21 @@ class FlakyReranker(LengthReranker):
         return [-float(len(c.text)) for c in candidates]
 
 
+class BilledReranker(LengthReranker):
+    """Reports one search unit per call, as a hosted reranker does (plumbing only)."""
+
+    name = "fake-billed"
+
+    def score(self, query, candidates):
+        type(self).log.append(("score", query, tuple(c.doc_id for c in candidates)))
+        return Scores(values=[float(len(c.text)) for c in candidates], usage={"search_units": 1})
+
+
 @pytest.fixture(autouse=True)
 def fakes(monkeypatch):
     monkeypatch.setitem(RETRIEVERS, "fake-overlap", OverlapRetriever)
     monkeypatch.setitem(RETRIEVERS, "fake-broken-index", BrokenRetriever)
-    for cls in (LengthReranker, MissingReranker, FlakyReranker):
+    for cls in (LengthReranker, MissingReranker, FlakyReranker, BilledReranker):
         monkeypatch.setitem(RERANKERS, cls.name, cls)
     LengthReranker.log = []
     OverlapRetriever.builds = 0
@@ -267,6 +277,37 @@ def test_max_queries_cache_progress_and_cancel(dataset):
         run_evaluation(dataset, "fake-overlap", 5, ["fake-length"], progress=cancel)
 
 
+def test_a_dollar_budget_stops_the_run_before_it_goes_over(dataset):
+    from rerank_core.config import Settings
+    from rerank_core.cost import Budget, BudgetExceeded
+
+    settings = Settings(prices={"fake-billed": {"per_search_unit": 1.0}})
+    with pytest.raises(BudgetExceeded) as caught:
+        run_evaluation(
+            dataset, "fake-overlap", 5, ["fake-billed"], settings=settings, budget=Budget(dollars=2.5)
+        )
+    # the warm-up ($1) and the first query ($1) ran; a third dollar would pass $2.5, so it stops
+    scored = [e for e in LengthReranker.log if e[0] == "score"]
+    assert len(scored) == 2
+    message = str(caught.value)
+    assert "fake-billed" in message and "$2.5 budget" in message and "$2.0000" in message
+    assert caught.value.hint and "--max-queries" in caught.value.hint
+    # a budget the run fits in changes nothing
+    LengthReranker.log = []
+    report = run_evaluation(
+        dataset, "fake-overlap", 5, ["fake-billed"], settings=settings, budget=Budget(dollars=100)
+    )
+    assert report.methods["fake-billed"].available
+    assert report.to_json()["methods"]["fake-billed"]["cost"]["per_1000_queries"] == pytest.approx(1000.0)
+
+
+def test_a_time_budget_counts_the_first_stage_and_the_rerankers(dataset):
+    from rerank_core.cost import Budget, BudgetExceeded
+
+    with pytest.raises(BudgetExceeded, match="0 s budget is used up"):
+        run_evaluation(dataset, "fake-overlap", 5, ["fake-length"], budget=Budget(seconds=0.0))
+
+
 def test_bad_input_raises_typed_errors(dataset):
     with pytest.raises(InvalidMethod, match="unknown method 'nope'"):
         run_evaluation(dataset, "fake-overlap", 5, ["nope"])
@@ -328,6 +369,28 @@ def test_cli_in_process_with_fakes(dataset, tmp_path, capsys):
     assert f"verdict: {data['verdict']['call']} (fake-length" in err
 
 
+def test_cli_budget_stops_the_run_with_a_clear_message(dataset, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("rerank_core.corpus")
+    folder = write_beir(tmp_path / "toy", dataset)
+    config = tmp_path / "rerank.toml"
+    config.write_text("[prices.fake-billed]\nper_search_unit = 0.5\n", encoding="utf-8")
+    out = tmp_path / "report.json"
+    args = ["evaluate", "--dataset", str(folder), "--first-stage", "fake-overlap", "--depth", "10",
+            "--methods", "fake-billed", "--output", str(out), "--run-dir", str(tmp_path / "runs"),
+            "--config", str(config), "--no-progress"]  # fmt: skip
+    assert cli.main([*args, "--budget-dollars", "1.2"]) == cli.EXIT_BUDGET
+    err = capsys.readouterr().err
+    assert err.startswith("stopped: the run stopped before fake-billed's next query") and "$1.2 budget" in err
+    assert not out.exists()  # nothing half-done is written
+    assert cli.main([*args, "--budget-dollars", "10", "--budget-seconds", "600"]) == 0
+    assert json.loads(out.read_text())["methods"]["fake-billed"]["cost"]["per_1000_queries"] == pytest.approx(
+        500.0
+    )
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--budget-dollars", "-1"])
+    assert "must be a non-negative number" in capsys.readouterr().err
+
+
 def test_cli_qrels_from_the_label_store(dataset, tmp_path):
     pytest.importorskip("rerank_core.corpus")
     judgements = pytest.importorskip("rerank_core.judgements")
@@ -346,6 +409,20 @@ def test_cli_qrels_from_the_label_store(dataset, tmp_path):
     run = read_run(tmp_path / "runs" / "fake-overlap.run")
     assert list(run) == [qid] and len(run[qid]) == 30
     assert cli.main([*args, "--qrels-db", url, "--corpus", "other"]) == 2
+
+    # an LLM judge's grades count only when asked, labelled; tags set in the store group the analysis
+    with judgements.JudgementStore(url) as store:
+        store.import_judgements("toy", [(qid, "d11", 3, "llm:judge", None, "on topic")])
+        store.set_tags("toy", {qid: ["typed"]})
+    assert cli.main([*args, "--qrels-db", url, "--corpus", "toy"]) == 0
+    people = json.loads(out.read_text())
+    assert people["dataset"].endswith("people only)") and people["query_tags"] == {qid: ["typed"]}
+    assert cli.main([*args, "--qrels-db", url, "--corpus", "toy", "--llm-judge", "llm:judge"]) == 0
+    filled = json.loads(out.read_text())
+    assert filled["dataset"].endswith("people, the LLM filling gaps)")
+    assert filled["methods"]["fake-overlap"]["metrics"] != people["methods"]["fake-overlap"]["metrics"]
+    assert cli.main([*args, "--qrels-db", url, "--corpus", "toy", "--llm-judge", "llm:nobody"]) == 2
+    assert cli.main([*args, "--llm-judge", "llm:judge"]) == 2  # without --qrels-db
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -103,7 +103,7 @@ def test_shadow_log_keeps_fallback_precision_and_usage(store):
     cohere, cross = store.shadow_log("c")
     assert cross["precision"] == "bf16" and cross["fallback"] is False and cross["usage"] == {}
     assert cross["extra"] == {"scale": "API relevance (0-1)"}
-    assert cohere["fallback"] is True and cohere["precision"] is None and cohere["available"] is True
+    assert cohere["fallback"] is True and cohere["precision"] is None and cohere["available"] is False
     assert cohere["usage"] == {"search_units": 1.0} and "took too long" in cohere["error"]
     store.log_run("c", "q", "bm25", extra={"usage": {"tokens": 12}}, fallback=False, precision="fp32")
     (latest, *_) = store.shadow_log("c")

@@ -41,17 +41,32 @@ def test_live_metrics_follow_the_formulas():
     assert rows["b"]["RR@3"] == pytest.approx(1 / 3)
     assert rows["a"]["unjudged"] == 1  # d3
     assert rows["b"]["unjudged"] == 2  # d3 unlabelled, d4 skipped
+    assert rows["a"]["Coverage@3"] == pytest.approx(2 / 3) and rows["b"]["Coverage@3"] == pytest.approx(1 / 3)
+    # the chip and the warning say when a figure rests on few judgements
+    assert labelling.coverage_chip(rows["a"], 3) == (
+        "Coverage@3 67%",
+        "2 of the 3 shown documents carry a grade",
+        False,
+    )
+    text, title, low = labelling.coverage_chip(rows["b"], 3)
+    assert text == "Coverage@3 33%" and low and "rests on few judgements" in title
+    warning = labelling.live_coverage_warning(list(rows.values()), 3)
+    assert warning is not None and "b 33%" in warning and "a 67%" not in warning
+    assert labelling.live_coverage_warning([rows["a"]], 3) is None
 
 
 def test_live_metrics_without_grades_are_zero_and_count_every_shown_document():
     rows = labelling.live_metrics_rows({}, {"a": _result("a", ["x", "y", "z"])}, k=2)
-    assert rows == [{"method": "a", "nDCG@2": 0.0, "P@2": 0.0, "RR@2": 0.0, "unjudged": 2, "shown": 2}]
+    assert rows == [
+        {"method": "a", "nDCG@2": 0.0, "P@2": 0.0, "RR@2": 0.0, "unjudged": 2, "Coverage@2": 0.0, "shown": 2}
+    ]
 
 
 def test_a_method_that_did_not_run_has_no_figures():
     failed = RerankResult(method="x", scale=ScoreScale.LOGIT)
     (row,) = labelling.live_metrics_rows({"d": 2}, {"x": failed}, k=5)
-    assert row["nDCG@5"] is None and row["shown"] == 0
+    assert row["nDCG@5"] is None and row["Coverage@5"] is None and row["shown"] == 0
+    assert labelling.coverage_chip(row, 5) == ("", "", False)
 
 
 def test_header_chip_shows_ndcg_and_the_unjudged_count():

@@ -152,6 +152,40 @@ def test_compare_goes_on_when_a_method_cannot_run(corpus, settings):
     assert good.ok and good.items
 
 
+def test_a_hosted_fallback_carries_the_first_stage_scale_is_left_out_of_agreement_and_logged(
+    corpus, settings, tmp_path
+):
+    """Cohere pointed at a port nothing listens on: the column keeps BM25's order, scores and scale,
+    the agreement table does not compare it with BM25, and the shadow log stores it as a fallback."""
+    import socket
+    from dataclasses import replace
+
+    from rerank_core.judgements import JudgementStore
+    from rerank_core.types import ScoreScale
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    hosted = replace(settings, cohere_base_url=f"http://127.0.0.1:{dead}", max_retries=0)
+    spec = "late-interaction:" + _model(settings)
+    with JudgementStore(f"sqlite:///{tmp_path / 'labels.sqlite'}") as store:
+        run = Runtime().compare("cat river", corpus, "bm25", ["cohere", spec], 5, hosted, shadow=store)
+        cmp = run.comparison
+        cohere, late = cmp.results
+        assert cohere.fallback and cohere.error is not None and cohere.ids == cmp.first_stage.ids
+        assert cohere.scale == cmp.first_stage.scale == ScoreScale.BM25
+        assert [it.score for it in cohere.items] == [it.score for it in cmp.first_stage.items]
+        assert late.ok and late.scale != ScoreScale.BM25
+        assert cmp.fallbacks() == [cohere.method]
+        assert list(cmp.orders()) == ["bm25", late.method]
+        assert {(a.a, a.b) for a in cmp.agreement(5)} == {("bm25", late.method)}
+        logged = {e["method"]: e for e in store.shadow_log(corpus.fingerprint)}
+    entry = logged[cohere.method]
+    assert entry["fallback"] is True and entry["available"] is False and entry["error"]
+    assert entry["extra"]["scale"] == str(ScoreScale.BM25)
+    assert logged[late.method]["fallback"] is False and logged[late.method]["available"] is True
+
+
 def test_compare_is_cancellable(corpus, settings):
     def cancel(done, total, message):
         if "Reranking" in message:

@@ -131,9 +131,11 @@ def test_coverage_cost_and_per_query_analysis_by_formula(evaluated):
         data["methods"][ce]["cost"]["per_1000_queries"] > 0
         and "GPU-hour" in data["methods"][ce]["cost"]["basis"]
     )
-    # no backend reports usage yet: unknown, with the reason, never zero
+    # Cohere reports one billed search unit per call: $0.002 a query, over the queries it ran (not the
+    # fallbacks, which billed nothing)
     cohere_cost = data["methods"]["cohere"]["cost"]
-    assert cohere_cost["per_1000_queries"] is None and "search_units" in cohere_cost["reason"]
+    assert cohere_cost["per_1000_queries"] == pytest.approx(1000 * 0.002)
+    assert cohere_cost["queries"] == len(rep.methods["cohere"].latencies_ms) < N_QUERIES
 
     analysis = data["per_query_analysis"]
     assert set(analysis["methods"]) == {ce, "cohere"}  # rerankers against the first stage

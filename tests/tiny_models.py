@@ -653,3 +653,37 @@ def tiny_modernbert_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_xlmr_dir(tmp_path_factory) -> Path:
     return _build_once(tmp_path_factory, "xlmr", build_tiny_xlmr_cross_encoder)
+
+
+def build_tiny_causal_lm(directory: str | Path, words: Iterable[str], *, seed: int = 0) -> Path:
+    """A 2-layer Llama with random weights and a word-level tokenizer (one token per word of ``words``,
+    split on whitespace and punctuation), saved as a local causal-LM folder ``transformers`` loads."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = dict.fromkeys(["[UNK]", "[PAD]", *words, "<", ">", "/", ":", "?", "."])
+    vocab = {w: i for i, w in enumerate(names)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
+    fast.save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=vocab["[PAD]"],
+        initializer_range=0.5,  # large random weights: outputs depend strongly on the input
+    )
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():  # a real pad token has a real embedding (padding_idx zeroed it)
+        model.model.embed_tokens.weight[vocab["[PAD]"]] = torch.randn(32)
+    model.save_pretrained(folder)
+    return folder

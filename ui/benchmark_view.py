@@ -8,11 +8,23 @@ Nothing here computes a metric: every number comes from the benchmark object (wh
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from rerank_core.analysis import p_text, signed
+from rerank_core.answers import coverages, method_costs
 from rerank_core.benchmark import KEY_MEASURE, Benchmark
+from rerank_core.coverage import coverage_table
+from rerank_core.distributions import ScoreHistogram
 from rerank_core.evaluation import FIRST_STAGE, RERANKER
+from rerank_core.per_query import WinLoss
+from rerank_core.types import MethodSpec
+from ui import keys
 from ui.render import FIRST_STAGE_COLOUR, PALETTE, plot_label
+
+FALLBACK_MARK = " †"
+COVERAGE_CUTOFFS = (5, 10, 50)
 
 #: a latency spread (max / min) beyond which the scatter uses a log x axis
 LOG_X_RATIO = 20.0
@@ -35,13 +47,26 @@ def _ci(iv) -> str:
     return f"[{iv.low:.3f}, {iv.high:.3f}]"
 
 
+def display_name(bench: Benchmark, name: str) -> str:
+    """A method's name as the table shows it: marked when some of its queries fell back."""
+    s = bench.summaries.get(name)
+    return name + FALLBACK_MARK if s is not None and s.marked else name
+
+
 def table_rows(bench: Benchmark) -> list[dict]:
-    """One row per available method: each measure with its 95% interval, the paired test, latency."""
+    """One row per available method: each measure with its 95% interval, the paired test, latency,
+    Coverage@k at the measures' cutoffs, cost per 1,000 queries and the fallback count (a method with
+    fallbacks is marked with † after its name)."""
+    rep = bench.report
+    costs = method_costs(rep)
     rows = []
     for name, s in bench.summaries.items():
         if not s.available:
             continue
-        row: dict = {"method": name, "kind": "first stage" if s.kind == FIRST_STAGE else "reranker"}
+        row: dict = {
+            "method": display_name(bench, name),
+            "kind": "first stage" if s.kind == FIRST_STAGE else "reranker",
+        }
         for measure in bench.measures:
             iv = s.intervals.get(measure)
             row[measure] = iv.mean if iv else None
@@ -60,8 +85,35 @@ def table_rows(bench: Benchmark) -> list[dict]:
             (s.pipeline_latency or {}).get("p95") if s.kind == RERANKER else lat.get("p95")
         )
         row["model load s"] = s.model_load_s
+        m = rep.methods[name]
+        for key, value in coverage_table(m.run, rep.qrels, COVERAGE_CUTOFFS).items():
+            row[f"Coverage{key}"] = value
+        cost = costs.get(name)
+        row["$ / 1,000 queries"] = cost.per_1000_queries if cost is not None else None
+        row["fell back"] = s.fallback_queries or None
         rows.append(row)
     return rows
+
+
+def table_notes(bench: Benchmark) -> list[str]:
+    """What the table's marks mean: fallbacks per method, and why a cost is missing."""
+    notes = [f"† {name}: {s.metrics_note}." for name, s in bench.summaries.items() if s.metrics_note]
+    for name, cost in method_costs(bench.report).items():
+        if cost.per_1000_queries is None and cost.basis:
+            notes.append(f"{name}: cost unknown: {cost.reason}.")
+        elif cost.per_1000_queries is not None:
+            notes.append(
+                f"{name}: ${cost.per_1000_queries:,.4f} per 1,000 queries ({cost.basis}; {cost.queries} queries)."
+            )
+    return notes
+
+
+def coverage_warning(bench: Benchmark) -> str | None:
+    """The low-coverage warning of this comparison at k = 10 (the report's rule)."""
+    from rerank_core.coverage import coverage_warning as warning
+
+    cov = coverages(bench.report)
+    return warning(cov, 10) if cov else None
 
 
 def unavailable_rows(bench: Benchmark) -> list[dict]:
@@ -90,45 +142,82 @@ def _quality_latency(bench: Benchmark) -> list[tuple[str, float, float, float, f
 
 
 def scatter_figure(bench: Benchmark):
-    """nDCG@10 (with its 95% interval) against p50 latency per query, one point per method.
+    """nDCG@10 (with its 95% interval) against p50 latency per query, one point per method; with a price
+    configured, a second panel puts the same points against cost per 1,000 queries.
 
-    A reranker's latency is the whole pipeline (first stage + reranking), what a user waits for."""
+    A reranker's latency is the whole pipeline (first stage + reranking), what a user waits for; a
+    method with fallbacks is labelled so."""
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     pts = _quality_latency(bench)
     col = colours(bench)
-    fig = go.Figure()
+    costs = {n: c.per_1000_queries for n, c in method_costs(bench.report).items()}
+    with_cost = any(costs.get(p[0]) is not None for p in pts)
+    fig = make_subplots(
+        rows=1,
+        cols=2 if with_cost else 1,
+        shared_yaxes=True,
+        horizontal_spacing=0.06,
+        subplot_titles=["latency", "cost"] if with_cost else None,
+    )
     for name, x, p95, y, low, high in pts:
+        label = plot_label(display_name(bench, name))
+        err = dict(type="data", symmetric=False, array=[high - y], arrayminus=[y - low], thickness=1.2)
+        marker = dict(size=13, color=col[name], line=dict(width=1, color="#0f172a"))
         fig.add_trace(
             go.Scatter(
                 x=[x],
                 y=[y],
                 mode="markers+text",
                 name=plot_label(name),
-                text=[plot_label(name)],
+                text=[label],
                 textposition="top center",
                 cliponaxis=False,
-                marker=dict(size=13, color=col[name], line=dict(width=1, color="#0f172a")),
-                error_y=dict(
-                    type="data", symmetric=False, array=[high - y], arrayminus=[y - low], thickness=1.2
-                ),
+                marker=marker,
+                error_y=err,
                 hovertemplate=(
-                    f"{plot_label(name)}<br>{KEY_MEASURE} %{{y:.3f}} [{low:.3f}, {high:.3f}]"
+                    f"{label}<br>{KEY_MEASURE} %{{y:.3f}} [{low:.3f}, {high:.3f}]"
                     f"<br>p50 %{{x:,.1f}} ms · p95 {p95:,.1f} ms<extra></extra>"
                 ),
-            )
+            ),
+            row=1,
+            col=1,
         )
+        cost = costs.get(name)
+        if with_cost and cost is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[cost],
+                    y=[y],
+                    mode="markers+text",
+                    name=plot_label(f"{name} (cost)"),
+                    text=[label],
+                    textposition="top center",
+                    cliponaxis=False,
+                    marker={**marker, "symbol": "diamond"},
+                    error_y=err,
+                    hovertemplate=(
+                        f"{label}<br>{KEY_MEASURE} %{{y:.3f}} [{low:.3f}, {high:.3f}]"
+                        "<br>$%{x:,.4f} per 1,000 queries<extra></extra>"
+                    ),
+                ),
+                row=1,
+                col=2,
+            )
     xs = [p[1] for p in pts if p[1] > 0]
     log_x = bool(xs) and max(xs) / min(xs) > LOG_X_RATIO
-    fig.update_layout(
-        height=380,
-        margin=dict(l=10, r=10, t=30, b=10),
-        showlegend=False,
-        xaxis_title="p50 latency per query (ms, first stage + reranking)" + (" · log scale" if log_x else ""),
-        yaxis_title=f"{KEY_MEASURE} (95% interval)",
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), showlegend=False)
+    fig.update_xaxes(
+        title_text="p50 latency per query (ms, first stage + reranking)" + (" · log scale" if log_x else ""),
+        row=1,
+        col=1,
     )
-    if log_x:
-        fig.update_xaxes(type="log", dtick=1)  # label powers of ten only (plotly's 2 and 5 read as values)
+    fig.update_yaxes(title_text=f"{KEY_MEASURE} (95% interval)", row=1, col=1)
+    if log_x:  # label powers of ten only (plotly's 2 and 5 read as values)
+        fig.update_xaxes(type="log", dtick=1, row=1, col=1)
+    if with_cost:
+        fig.update_xaxes(title_text="$ per 1,000 queries", rangemode="tozero", row=1, col=2)
     return fig
 
 
@@ -236,28 +325,197 @@ def policy_figure(bench: Benchmark):
     return fig
 
 
-def verdict_lines(bench: Benchmark) -> list[str]:
-    """One plain sentence per reranker: its measured lift, whether it is significant, the added p95."""
-    fs = bench.summaries.get(bench.report.first_stage)
-    if fs is None or not fs.available:
+def verdict_facts(bench: Benchmark) -> list[tuple[str, str]]:
+    """The verdict's numbers (``verdict.to_json()``: call, method, lift, interval, p, queries needed) as
+    (label, value) pairs for the page."""
+    v = bench.verdict
+    if v is None:
         return []
-    base = fs.intervals[KEY_MEASURE].mean
+    data = v.to_json()
+    ci = data["ci"]
+    return [
+        ("call", data["call"]),
+        ("method", data["method"] or "–"),
+        (f"{KEY_MEASURE} lift", "–" if data["lift"] is None else signed(data["lift"])),
+        ("95% interval", "–" if ci is None else f"{signed(ci[0])} to {signed(ci[1])}"),
+        ("p (randomisation)", "–" if data["p"] is None else p_text(data["p"]).removeprefix("p ")),
+        ("queries needed", "–" if data["queries_needed"] is None else f"{data['queries_needed']:,}"),
+    ]
+
+
+def verdict_lines(bench: Benchmark) -> list[str]:
+    """One plain sentence per reranker: its lift with the 95% interval the verdict uses, the paired
+    test's p, the queries a clear answer would need and the added p95 (the same numbers as the verdict,
+    so the bullets can never contradict the headline)."""
+    if bench.verdict is None:
+        return []
     lines = []
-    for name, s in bench.summaries.items():
-        if s.kind != RERANKER or not s.available or s.latency is None:
-            continue
-        lift = s.intervals[KEY_MEASURE].mean - base
-        sig = ""
-        if s.paired is not None:
-            sig = (
-                f" (p = {s.paired.p_value:.3f}, significant at 5%)"
-                if s.paired.significant()
-                else f" (p = {s.paired.p_value:.3f}: not distinguishable from chance on {s.paired.n} queries)"
-            )
-        lines.append(
-            f"{name}: {lift:+.3f} {KEY_MEASURE}{sig}, +{s.latency['p95']:,.0f} ms p95 on top of the first stage"
+    for name, e in bench.verdict.estimates.items():
+        where = (
+            "above zero" if e.clearly_positive else "below zero" if e.clearly_negative else "includes zero"
         )
+        parts = [
+            f"{name}: {signed(e.lift)} {KEY_MEASURE}, 95% interval {signed(e.ci_low)} to {signed(e.ci_high)} "
+            f"({where}), {p_text(e.p_value)} on {e.n} queries"
+        ]
+        if e.queries_needed is not None and not e.clearly_positive:
+            parts.append(f"about {e.queries_needed:,} queries would tell it from zero")
+        if e.added_p95_ms is not None:
+            parts.append(f"+{e.added_p95_ms:,.0f} ms p95 on top of the first stage")
+        if e.fallback_queries:
+            parts.append(f"{e.fallback_queries} queries fell back to the first-stage order")
+        lines.append("; ".join(parts))
     return lines
+
+
+# -- per-query wins and losses ---------------------------------------------------------------------------
+
+
+def compare_link(base: str, query: str, bench: Benchmark, method: str, corpus_id: str, k: int = 10) -> str:
+    """The Compare page's URL showing ``query`` with the benchmark's first stage, depth and ``method``
+    (its model in ``model_<name>``), on the corpus ``corpus_id``."""
+    spec = MethodSpec.parse(method)
+    params: list[tuple[str, str]] = [
+        (keys.CORPUS, corpus_id),
+        (keys.Q, query),
+        (keys.FIRST_STAGE, bench.report.first_stage),
+        (keys.DEPTH, str(bench.report.depth)),
+        (keys.SHOW, str(k)),
+        (keys.METHODS, spec.name),
+    ]
+    if spec.model:
+        params.append((keys.model_key(spec.name), spec.model))
+    return f"{base}?{urlencode(params)}"
+
+
+def compare_base(page_url: str | None, page_path: str = "benchmark") -> str:
+    """The app's root URL (the Compare page) from this page's URL (``http://host/app/benchmark``)."""
+    if not page_url:
+        return "/"
+    parts = urlsplit(page_url)
+    path = parts.path
+    if path.rstrip("/").endswith("/" + page_path):
+        path = path.rstrip("/")[: -len(page_path)]
+    return urlunsplit((parts.scheme, parts.netloc, path or "/", "", ""))
+
+
+def per_query_rows(
+    result: WinLoss,
+    bench: Benchmark,
+    *,
+    base: str,
+    corpus_id: str,
+) -> list[dict[str, Any]]:
+    """The queries of ``result`` sorted by difference (largest win first), each with where its relevant
+    documents went and a link that opens it on the Compare page."""
+    texts = bench.report.query_texts
+    rows = []
+    for q in result.queries:
+        text = texts.get(q.query_id, "")
+        rows.append(
+            {
+                "query": q.query_id,
+                "text": text,
+                "first stage": q.first_stage,
+                "reranker": q.method,
+                "Δ": q.diff,
+                "outcome": q.outcome,
+                "relevant": q.relevant,
+                "in top 10": len(q.found),
+                "ranked below 10 (reranker)": len(q.reranker),
+                "not retrieved (first stage)": len(q.retrieval),
+                "missed by the reranker": ", ".join(q.reranker),
+                "missed by retrieval": ", ".join(q.retrieval),
+                "tags": ", ".join(q.tags),
+                "open": compare_link(base, text, bench, result.method, corpus_id) if text else None,
+            }
+        )
+    return rows
+
+
+def per_query_figure(result: WinLoss, texts: Mapping[str, str]):
+    """The per-query differences, sorted, wins green and losses red."""
+    import plotly.graph_objects as go
+
+    qs = result.queries
+    colour = ["#16a34a" if q.diff > 0 else "#dc2626" if q.diff < 0 else "#94a3b8" for q in qs]
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(1, len(qs) + 1)),
+            y=[q.diff for q in qs],
+            marker_color=colour,
+            customdata=[[q.query_id, plot_label(texts.get(q.query_id, "")[:80])] for q in qs],
+            hovertemplate="query %{customdata[0]}: %{customdata[1]}<br>Δ %{y:+.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=260,
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis_title=f"queries, sorted by difference ({result.wins} wins, {result.losses} losses, {result.ties} ties)",
+        yaxis_title=f"Δ {result.measure}",
+    )
+    return fig
+
+
+def tag_rows(tables: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The per-tag table (``answers.tag_tables``) as rows."""
+    rows = []
+    for tag, by_method in tables.items():
+        for name, r in by_method.items():
+            ci = r.get("ci") or [None, None]
+            rows.append(
+                {
+                    "tag": tag,
+                    "method": name,
+                    "queries": r["queries"],
+                    "wins": r["wins"],
+                    "losses": r["losses"],
+                    "ties": r["ties"],
+                    "mean Δ": r["mean_diff"],
+                    "95% interval": "–" if ci[0] is None else f"{signed(ci[0])} to {signed(ci[1])}",
+                    "not retrieved (first stage)": r["attribution"]["retrieval"],
+                    "ranked below 10 (reranker)": r["attribution"]["reranker"],
+                }
+            )
+    return rows
+
+
+# -- score distributions ---------------------------------------------------------------------------------
+
+
+def histogram_figure(hist: ScoreHistogram, colour: str):
+    """A method's score distribution, the scale named on the x axis."""
+    import plotly.graph_objects as go
+
+    edges = hist.edges
+    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    fig = go.Figure(
+        go.Bar(
+            x=centres,
+            y=list(hist.counts),
+            width=widths,
+            marker_color=colour,
+            hovertemplate="%{x:.4g}: %{y} scores<extra></extra>",
+        )
+    )
+    for name in ("p50", "p95"):
+        if name in hist.quantiles:
+            fig.add_vline(
+                x=hist.quantiles[name],
+                line_dash="dot",
+                line_color="#0f172a",
+                annotation_text=name,
+                annotation_position="top",
+            )
+    fig.update_layout(
+        height=240,
+        margin=dict(l=10, r=10, t=20, b=10),
+        xaxis_title=f"score ({plot_label(hist.scale or 'scale not recorded')})",
+        yaxis_title="documents",
+        bargap=0.02,
+    )
+    return fig
 
 
 def parse_depths(text: str) -> list[int]:

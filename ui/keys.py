@@ -154,3 +154,36 @@ def engine_form_key(page: str, engine: str) -> str:
 
 def engine_forget_key(page: str, engine: str) -> str:
     return f"{ENGINE_FORGET_PREFIX}{page}|{engine}"
+
+
+# -- answers you can defend: judges, coverage, per-query analysis, cost, reports -----------------------
+# compare page
+CMP_BASIS = "cmp_basis"  # whose judgements the live metrics rest on (people only / people + an LLM)
+CMP_LLM_JUDGE = "cmp_llm_judge"  # the LLM judge that fills the gaps
+CMP_JUDGE_MODEL = "cmp_judge_model"  # the model that grades the unjudged shown documents
+CMP_JUDGE_GO = "cmp_judge_go"
+CMP_REPORT_HTML = "cmp_report_html"
+CMP_REPORT_MD = "cmp_report_md"
+# benchmark page
+BENCH_BASIS = "bench_basis"
+BENCH_LLM_JUDGE = "bench_llm_judge"
+BENCH_BUDGET_DOLLARS = "bench_budget_dollars"
+BENCH_BUDGET_SECONDS = "bench_budget_seconds"
+BENCH_PQ_METHOD = "bench_pq_method"  # the reranker whose per-query wins and losses are listed
+BENCH_PQ_TABLE = "bench_pq_table"
+BENCH_PQ_PLOT = "bench_pq_plot"
+BENCH_TAG_TABLE = "bench_tag_table"
+BENCH_HIST = "bench_hist"
+BENCH_REPORT_HTML = "bench_report_html"
+BENCH_REPORT_MD = "bench_report_md"
+# labels page
+LBL_GUIDELINE = "lbl_guideline"
+LBL_GUIDELINE_SAVE = "lbl_guideline_save"
+LBL_TAGS_QUERY = "lbl_tags_query"
+LBL_TAGS_TEXT = "lbl_tags_text"
+LBL_TAGS_SAVE = "lbl_tags_save"
+LBL_AGREE_A = "lbl_agree_a"
+LBL_AGREE_B = "lbl_agree_b"
+LBL_AGREE_PLOT = "lbl_agree_plot"
+LBL_JUDGE_MODEL = "lbl_judge_model"
+LBL_JUDGE_GO = "lbl_judge_go"

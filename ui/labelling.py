@@ -20,9 +20,11 @@ Grades: 0 not relevant, 1 partly relevant, 2 relevant, 3 perfect, or "skip" (see
 Unselecting a grade does not delete it (the store keeps history; use Undo): the widget shows the
 stored grade again. Imported grades outside 0..3 (Cranfield's 4, TREC's -1) are shown as text.
 
-Live metrics are computed by :mod:`rerank_core.metrics` exactly as ``evaluate`` computes them (the
-same run conversion and tie-breaking), on the judgements of every person (imports included; LLM judges
-are left out): an unjudged or skipped document counts as not relevant and is counted as unjudged.
+Live metrics are computed by :func:`rerank_core.live.live_metrics` exactly as ``evaluate`` computes
+them (the same run conversion and tie-breaking), on the judgements of every person (imports included;
+LLM judges are left out unless the page's switch lets an LLM judge fill the gaps, labelled so): an
+unjudged or skipped document counts as not relevant and is counted as unjudged, and Coverage@k says
+what share of the shown top k carries a grade.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from rerank_core.access import GuardedStore
+from rerank_core.coverage import is_low
 from rerank_core.errors import RerankError
 from rerank_core.judgements import DEFAULT_JUDGE, HAND_GRADES, JudgementStore
-from rerank_core.metrics import evaluate
-from rerank_core.trec import results_to_run
+from rerank_core.live import coverage_name, live_metrics
 from rerank_core.types import RerankResult
 from ui import keys
 
@@ -44,7 +46,6 @@ SKIP = "skip"
 GRADE_OPTIONS: tuple[str, ...] = ("0", "1", "2", "3", SKIP)
 _SHORT = {"0": "0", "1": "1", "2": "2", "3": "3", SKIP: "skip"}
 LEGEND = "0 not relevant · 1 partly · 2 relevant · 3 perfect · skip = seen, not decided"
-LIVE_QUERY = "live"  # the query id under which one query's live metrics are computed
 #: the pages pass the store guarded by the session's actor (writes a role may not make are refused)
 LabelStore = JudgementStore | GuardedStore
 
@@ -228,24 +229,21 @@ def live_metrics_rows(
     grades: Mapping[str, int | None], results: Mapping[str, RerankResult], k: int
 ) -> list[dict]:
     """Per order: nDCG@k, P@k and RR@k against the graded documents, computed as ``evaluate`` computes
-    them (the order's scores as a run, trec_eval's tie-breaking), and how many of its shown top ``k``
-    have no grade (skipped or unlabelled: not relevant for the metrics)."""
-    judged = {d: g for d, g in grades.items() if g is not None}
-    measures = [f"nDCG@{k}", f"P@{k}", f"RR@{k}"]
-    rows = []
-    for method, res in results.items():
-        shown = res.ids[:k]
-        row: dict = {"method": method, **dict.fromkeys(measures), "unjudged": None, "shown": len(shown)}
-        if shown and judged:
-            run = results_to_run({LIVE_QUERY: res})
-            values = evaluate(run, {LIVE_QUERY: judged}, measures)
-            row.update({m: values[m][LIVE_QUERY] for m in measures})
-        elif shown:
-            row.update(dict.fromkeys(measures, 0.0))
-        if shown:
-            row["unjudged"] = sum(1 for d in shown if d not in judged)
-        rows.append(row)
-    return rows
+    them, how many of its shown top ``k`` have no grade (skipped or unlabelled: not relevant for the
+    metrics) and Coverage@k (see :func:`rerank_core.live.live_metrics`)."""
+    return live_metrics(grades, results, k)
+
+
+def coverage_chip(row: Mapping, k: int) -> tuple[str, str, bool]:
+    """(text, tooltip, low) of a column header's Coverage@k chip, from a :func:`live_metrics_rows` row."""
+    value = row.get(coverage_name(k))
+    if value is None:
+        return "", "", False
+    low = is_low(value)
+    title = f"{row['shown'] - row['unjudged']} of the {row['shown']} shown documents carry a grade" + (
+        ": the metric rests on few judgements" if low else ""
+    )
+    return f"{coverage_name(k)} {value:.0%}", title, low
 
 
 def live_chip(grades: Mapping[str, int | None], result: RerankResult, k: int) -> tuple[str, str, bool]:
@@ -269,10 +267,12 @@ def render_live_metrics(
     k: int,
     grades: Mapping[str, int | None],
     judges: Sequence[str] = (),
+    basis: str = "",
 ) -> list[dict]:
     """The live metrics table of one query (see :func:`live_metrics_rows`); returns its rows.
 
-    ``grades`` are the merged judgements the metrics rest on, ``judges`` who gave them."""
+    ``grades`` are the merged judgements the metrics rest on, ``judges`` who gave them, ``basis`` what
+    they are (people only, or people with an LLM filling gaps), shown under the table."""
     rows = live_metrics_rows(grades, results, k)
     n_rel = sum(1 for g in grades.values() if g is not None and g >= 1)
     st.dataframe(
@@ -290,16 +290,31 @@ def render_live_metrics(
                 format="%.2f", help="1 / rank of the first document graded 1 or more"
             ),
             "unjudged": st.column_config.NumberColumn(help=f"shown top-{k} documents without a grade"),
+            coverage_name(k): st.column_config.NumberColumn(
+                format="percent", help=f"share of the shown top {k} that carries a grade"
+            ),
             "shown": None,
         },
     )
     graded = sum(1 for g in grades.values() if g is not None)
     who = ", ".join(_md(j) for j in judges) if judges else "nobody yet"
     st.caption(
-        f"From {graded} judgement(s) of this query ({n_rel} relevant) by {who}. Unjudged and skipped "
-        "documents count as not relevant, so the figures rise as you label."
+        f"From {graded} judgement(s) of this query ({n_rel} relevant) by {who}"
+        + (f" · {_md(basis)}" if basis else "")
+        + ". Unjudged and skipped documents count as not relevant, so the figures rise as you label."
     )
+    warning = live_coverage_warning(rows, k)
+    if warning:
+        st.warning(warning, icon=":material/rule:")
     return rows
+
+
+def live_coverage_warning(rows: Sequence[Mapping], k: int) -> str | None:
+    """The low-coverage warning (:func:`rerank_core.coverage.coverage_warning`) of these live rows."""
+    from rerank_core.coverage import coverage_warning
+
+    shown = {str(r["method"]): r[coverage_name(k)] for r in rows if r.get("shown")}
+    return coverage_warning(shown, k) if shown else None
 
 
 # -- import and export of judgements (uploads and downloads) -----------------------------------------------

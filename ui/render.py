@@ -101,6 +101,11 @@ LIGHT = {
     "gs-bar": "#cbd5e1",
     "gx-bg": "#e0e7ff",
     "gx-fg": "#3730a3",
+    "cov-bg": "#ecfeff",
+    "cov-fg": "#155e75",
+    "llm-bg": "#ede9fe",
+    "llm-fg": "#5b21b6",
+    "llm-border": "#a78bfa",
 }
 DARK = {
     "surface": "#161b26",
@@ -152,6 +157,11 @@ DARK = {
     "gs-bar": "#64748b",
     "gx-bg": "#312e81",
     "gx-fg": "#e0e7ff",
+    "cov-bg": "#164e63",
+    "cov-fg": "#cffafe",
+    "llm-bg": "#3b0764",
+    "llm-fg": "#e9d5ff",
+    "llm-border": "#a78bfa",
 }
 #: below this width (px) the comparison shows one order at a time (a method picker) instead of columns
 NARROW_PX = 700
@@ -209,6 +219,11 @@ CSS = """
   font-size: 0.8rem; color: var(--rp-rank);}
 .rp-chip.rp-live {background: var(--rp-live-bg); color: var(--rp-live-fg); font-weight: 600;}
 .rp-chip.rp-live.rp-none {background: var(--rp-mute-bg); color: var(--rp-mute-fg); font-weight: 400;}
+.rp-chip.rp-cov {background: var(--rp-cov-bg); color: var(--rp-cov-fg);}
+.rp-chip.rp-cov.rp-low {background: var(--rp-flag-bg); color: var(--rp-flag-fg); font-weight: 600;}
+.rp-chip.rp-fell {background: var(--rp-flag-bg); color: var(--rp-flag-fg); font-weight: 600;}
+.rp-grade.rp-gllm {background: var(--rp-llm-bg); color: var(--rp-llm-fg); font-weight: 600;
+  border: 1px dashed var(--rp-llm-border);}
 .rp-grade {font-size: 0.7rem; font-weight: 700; padding: 0 7px; border-radius: 999px; white-space: nowrap;}
 .rp-grade.rp-g3 {background: var(--rp-g3-bg); color: var(--rp-g3-fg);}
 .rp-grade.rp-g2 {background: var(--rp-g2-bg); color: var(--rp-g2-fg);}
@@ -322,10 +337,20 @@ class ColumnSpec:
     live: str = ""  # this order's live metric from the user's labels, e.g. "nDCG@10 0.63"
     live_title: str = ""
     live_muted: bool = False  # nothing relevant labelled in this order's top k yet
+    coverage: str = ""  # the share of the shown top k that is judged, e.g. "Coverage@10 70%"
+    coverage_title: str = ""
+    coverage_low: bool = False  # too few judgements to compare on
+    fell_back: bool = False  # the order is the first stage's, kept after the method failed
 
 
 def column_header(spec: ColumnSpec) -> str:
-    chips = [f'<span class="rp-chip" title="what the scores mean">{esc(spec.scale)}</span>']
+    chips = []
+    if spec.fell_back:
+        chips.append(
+            '<span class="rp-chip rp-fell" title="the method failed: this is the first stage\'s order and '
+            'scores">first-stage order and scores</span>'
+        )
+    chips.append(f'<span class="rp-chip" title="what the scores mean">{esc(spec.scale)}</span>')
     if spec.latency_ms is not None:
         chips.append(f'<span class="rp-chip rp-lat">query {spec.latency_ms:,.0f} ms</span>')
     if spec.load_s:
@@ -333,6 +358,9 @@ def column_header(spec: ColumnSpec) -> str:
     if spec.live:
         cls = "rp-chip rp-live rp-none" if spec.live_muted else "rp-chip rp-live"
         chips.append(f'<span class="{cls}" title="{esc(spec.live_title)}">{esc(spec.live)}</span>')
+    if spec.coverage:
+        cls = "rp-chip rp-cov rp-low" if spec.coverage_low else "rp-chip rp-cov"
+        chips.append(f'<span class="{cls}" title="{esc(spec.coverage_title)}">{esc(spec.coverage)}</span>')
     label = f'<div class="rp-label">{esc(spec.label)}</div>' if spec.label and spec.label != spec.name else ""
     return (
         f'<div class="rp-colhead" style="--rp-c: {spec.colour}">'
@@ -343,6 +371,7 @@ def column_header(spec: ColumnSpec) -> str:
 # -- grades (the user's relevance labels) ------------------------------------------------------------------
 
 Grades = Mapping[str, int | None]  # doc id -> grade (None = skipped); a missing id is unlabelled
+LLMGrades = Mapping[str, tuple[str, int, str]]  # doc id -> (LLM judge, grade, rationale), shown apart
 GradeControl = Callable[[str], object]  # draws the grading widget of one document
 GRADE_WORDS = {0: "not relevant", 1: "partly", 2: "relevant", 3: "perfect"}
 
@@ -372,6 +401,15 @@ def grade_badge(doc_id: str, grades: Grades | None) -> str:
     return f'<span class="rp-grade {cls}" title="your label for this query">{esc(text)}</span>'
 
 
+def llm_badge(doc_id: str, llm: LLMGrades | None) -> str:
+    """A badge with an LLM judge's grade (its rationale on hover), apart from people's grades."""
+    if not llm or doc_id not in llm:
+        return ""
+    judge, grade, rationale = llm[doc_id]
+    title = f"{judge}: {rationale}" if rationale else judge
+    return f'<span class="rp-grade rp-gllm" title="{esc(title)}">LLM {esc(grade)}</span>'
+
+
 def row_html(
     row: RankedItem,
     cand: Candidate,
@@ -380,6 +418,7 @@ def row_html(
     highlighted: bool,
     baseline: bool,
     grades: Grades | None = None,
+    llm: LLMGrades | None = None,
 ) -> str:
     title = cand.title.strip() or cand.doc_id
     flags = []
@@ -402,7 +441,7 @@ def row_html(
         f'<div class="rp-title">{esc(title)}</div>'
         f'<div class="rp-id">{esc(row.doc_id)}</div>'
         f'<div class="rp-snip">{esc(snippet(cand.text))}</div>'
-        f'<div class="rp-meta">{grade_badge(row.doc_id, grades)}'
+        f'<div class="rp-meta">{grade_badge(row.doc_id, grades)}{llm_badge(row.doc_id, llm)}'
         f'<span class="rp-score" title="score">{esc(format_score(row.score))}</span>'
         f"{movement_badge(row, k, baseline=baseline)}{''.join(flags)}</div>"
         f'<details><summary>Full text</summary><div class="rp-full">{esc_block(cand.full_text)}</div></details>'
@@ -428,6 +467,7 @@ def column_html(
     k: int,
     highlight: str | None,
     grades: Grades | None = None,
+    llm: LLMGrades | None = None,
 ) -> str:
     """A whole column (header, rows, drop-outs) as one HTML block, grades shown as badges."""
     by_id = {c.doc_id: c for c in comparison.candidates}
@@ -442,6 +482,7 @@ def column_html(
                 highlighted=row.doc_id == highlight,
                 baseline=spec.baseline,
                 grades=grades,
+                llm=llm,
             )
         )
     if not spec.baseline:
@@ -459,11 +500,13 @@ def draw_column(
     grades: Grades | None = None,
     control: GradeControl | None = None,
     key: str = "col",
+    llm: LLMGrades | None = None,
 ) -> None:
     """Draw a column. With ``control``, every row is a card holding the row and its grading widget
-    (``control(doc_id)``); without, the column is one HTML block. ``key`` must be unique per column."""
+    (``control(doc_id)``); without, the column is one HTML block. ``key`` must be unique per column.
+    ``llm`` grades are shown as their own badges, never as people's."""
     if control is None:
-        st.html(column_html(spec, result, comparison, k, highlight, grades))
+        st.html(column_html(spec, result, comparison, k, highlight, grades, llm))
         return
     by_id = {c.doc_id: c for c in comparison.candidates}
     st.html(column_header(spec))
@@ -477,6 +520,7 @@ def draw_column(
                     highlighted=row.doc_id == highlight,
                     baseline=spec.baseline,
                     grades=grades,
+                    llm=llm,
                 )
             )
             control(row.doc_id)
@@ -556,11 +600,15 @@ def method_column(
     control: GradeControl | None = None,
     live: tuple[str, str, bool] = ("", "", False),
     key: str = "col",
+    coverage: tuple[str, str, bool] = ("", "", False),
+    llm: LLMGrades | None = None,
 ) -> None:
     """One method's column: its order, a fallback warning, or why it cannot run and how to fix that.
 
     ``grades`` are shown as badges, ``control`` draws a grading widget per row (see :func:`draw_column`),
-    ``live`` is the header's live-metric chip (text, tooltip, muted)."""
+    ``live`` is the header's live-metric chip (text, tooltip, muted) and ``coverage`` its Coverage@k
+    chip (text, tooltip, low). A method that fell back is titled so (:func:`fallback_title`), and its
+    scores are the first stage's, under the first stage's scale."""
     model = _model_of(spec, result)
     if result is None:
         st.html(column_header(ColumnSpec(name=title, label=model or blurb, scale="running…", colour=colour)))
@@ -569,7 +617,7 @@ def method_column(
     if model and model not in label:
         label = f"{label} · {model}" if label else model
     spec_ = ColumnSpec(
-        name=title,
+        name=fallback_title(title) if result.fallback else title,
         label=label,
         scale=str(result.scale),
         colour=colour,
@@ -578,6 +626,10 @@ def method_column(
         live=live[0],
         live_title=live[1],
         live_muted=live[2],
+        coverage=coverage[0],
+        coverage_title=coverage[1],
+        coverage_low=coverage[2],
+        fell_back=result.fallback,
     )
     if is_unavailable(result):
         err = result.error
@@ -602,7 +654,15 @@ def method_column(
             f"**Fell back to the first-stage order.** {md_escape(result.error.message)}",
             icon=":material/cloud_off:",
         )
-    draw_column(spec_, result, comparison, k, highlight, grades=grades, control=control, key=key)
+    draw_column(spec_, result, comparison, k, highlight, grades=grades, control=control, key=key, llm=llm)
+
+
+FELL_BACK = "fell back"
+
+
+def fallback_title(title: str) -> str:
+    """The title of a column whose method failed and kept the first-stage order."""
+    return f"{title} ({FELL_BACK} to the first stage)"
 
 
 def method_notices(comparison: Comparison, display: dict[str, str], k: int) -> None:
@@ -705,7 +765,19 @@ def latency_figure(
     return fig
 
 
+def agreement_note(comparison: Comparison, display: Mapping[str, str]) -> str:
+    """Which orders the agreement table leaves out and why ("" when none)."""
+    left = [display.get(m, m) for m in comparison.fallbacks()]
+    if not left:
+        return ""
+    return (
+        f"Left out: {', '.join(md_escape(n) for n in left)}. Its order is the first stage's, kept after an "
+        "error, so it would agree fully with the first stage without having ranked anything."
+    )
+
+
 def agreement_rows(comparison: Comparison, k: int, display: dict[str, str]) -> list[dict]:
+    """One row per pair of orders a method produced itself (fallbacks left out, see :func:`agreement_note`)."""
     rows = []
     for ag in comparison.agreement(k):
         rows.append(

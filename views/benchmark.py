@@ -8,18 +8,24 @@ session: changing a widget redraws, and only the Run button runs models again.
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from rerank_core import access, analysis
 from rerank_core.access import Permission
+from rerank_core.agreement import merge_qrels
 from rerank_core.analysis import DEFAULT_DEPTHS, KNEE_TOLERANCE
+from rerank_core.answers import per_query_results, score_histograms, tag_tables
 from rerank_core.benchmark import KEY_MEASURE, labelled_dataset, qrels_coverage
+from rerank_core.cost import Budget, BudgetExceeded
 from rerank_core.errors import RerankError
 from rerank_core.progress import Cancelled
 from rerank_core.registry import RERANKERS
 from rerank_core.types import Dataset, MethodSpec
 from ui import benchmark_view as view
-from ui import identity, keys, methods, own_stack, page, render, resources
+from ui import identity, judging_view, keys, methods, own_stack, page, render, resources
+from ui import report_view as reports
 
 RESULT = keys.BENCH_RESULT
 CANCEL = keys.BENCH_CANCEL
@@ -57,6 +63,7 @@ with st.sidebar:
 # -- query sets -------------------------------------------------------------------------------------------
 sources: dict[str, Dataset] = {}
 store_problem: str | None = None
+store = None
 try:
     store = resources.label_store(settings)
     stored_qrels = store.qrels(corpus_id, people_only=True)
@@ -86,6 +93,23 @@ if not sources:
 
 source = st.radio("Queries", list(sources), key=keys.BENCH_SOURCE, horizontal=True)
 dataset = sources[source]
+
+# -- answers: labelled queries on people's judgements only, or with an LLM judge filling the gaps; tags -----
+basis = judging_view.Basis(fill=False, llm_judge=None)
+judgements_label = f"the dataset's qrels ({active.name})"
+if dataset is labelled and store is not None:
+    basis = judging_view.basis_control(store, corpus_id, keys.BENCH_BASIS, keys.BENCH_LLM_JUDGE)
+    judgements_label = merge_qrels(stored_qrels).label
+    if basis.fill:
+        filled, judgements_label = judging_view.qrels_for(store, corpus_id, basis)
+        dataset = labelled_dataset(
+            stored_queries, filled, corpus, f"{active.name} (labels + {basis.llm_judge})"
+        )
+    st.caption(f"Judgements: {render.md_escape(judgements_label)}.")
+query_tags = (
+    judging_view.merged_tags(store, corpus_id, active.tags) if store is not None else dict(active.tags)
+)
+# -----------------------------------------------------------------------------------------------------------
 unrunnable = len(labelled.qrels) - len(labelled.judged_query_ids) if dataset is labelled else 0
 if unrunnable:
     st.caption(f"{unrunnable} labelled queries have no stored text and are left out.")
@@ -200,8 +224,16 @@ specs += [f if str(f).startswith("fusion:") else f"fusion:{f}" for f in fusions]
 # -------------------------------------------------------------------------------------------------------------
 methods = [first_stage, *specs]
 signature = (
-    source, corpus.fingerprint, first_stage, tuple(methods), depth, max_queries, tuple(sweep_depths), concurrency
-)  # fmt: skip
+    source,
+    corpus.fingerprint,
+    first_stage,
+    tuple(methods),
+    depth,
+    max_queries,
+    tuple(sweep_depths),
+    concurrency,
+    basis,
+)
 
 deepest = min(max(sweep_depths), len(corpus))
 if deepest > depth and any(MethodSpec.parse(s).name in RERANKERS for s in specs):
@@ -218,6 +250,34 @@ def _request_cancel() -> None:
 def _start() -> None:
     st.session_state[CANCEL] = False
 
+
+# -- answers: a budget that stops the run before it spends more --------------------------------------------
+with st.expander("Budget (optional)", icon=":material/savings:"):
+    g1, g2 = st.columns(2)
+    budget_dollars = g1.number_input(
+        "Dollars",
+        min_value=0.0,
+        value=None,
+        step=0.5,
+        key=keys.BENCH_BUDGET_DOLLARS,
+        help="Stop before the priced methods (prices in [prices.<method>] of rerank.toml) spend more.",
+    )
+    budget_seconds = g2.number_input(
+        "Seconds of query time",
+        min_value=0.0,
+        value=None,
+        step=10.0,
+        key=keys.BENCH_BUDGET_SECONDS,
+        help="Stop before the methods' measured query time, summed, passes this.",
+    )
+    priced = ", ".join(sorted(settings.prices)) or "none"
+    st.caption(f"Priced methods: {render.md_escape(priced)}. Empty = no limit.")
+budget = (
+    Budget(dollars=budget_dollars, seconds=budget_seconds)
+    if budget_dollars is not None or budget_seconds is not None
+    else None
+)
+# -----------------------------------------------------------------------------------------------------------
 
 b1, b2, _ = st.columns([2, 1, 3])
 may_run = actor.can(Permission.BENCHMARK)  # a benchmark takes the server's cores for minutes: admins only
@@ -271,6 +331,8 @@ if run_clicked:
             progress=_progress,
             runtime=runtime,
             concurrency=concurrency,
+            budget=budget,
+            tags=query_tags,
         )
     except Cancelled:
         bar.empty()
@@ -278,6 +340,11 @@ if run_clicked:
         st.warning(
             "The benchmark was cancelled; nothing was kept from that run.", icon=":material/stop_circle:"
         )
+    except BudgetExceeded as exc:
+        bar.empty()
+        st.error(f"The benchmark stopped: {render.md_escape(exc.message)}", icon=":material/savings:")
+        if exc.hint:
+            st.caption(f"Fix: {render.md_escape(exc.hint)}")
     except RerankError as exc:
         bar.empty()
         st.error(f"The benchmark cannot run: {render.md_escape(exc.message)}", icon=":material/error:")
@@ -285,7 +352,13 @@ if run_clicked:
             st.caption(f"Fix: {render.md_escape(exc.hint)}")
     else:
         bar.empty()
-        st.session_state[RESULT] = {"bench": bench, "signature": signature, "source": source}
+        st.session_state[RESULT] = {
+            "bench": bench,
+            "signature": signature,
+            "source": source,
+            "judgements": judgements_label,
+            "json": bench.to_json(),  # once: it reruns bootstraps; the downloads and reports use it
+        }
         st.session_state.pop(CANCEL, None)
         st.rerun()  # redraw with the Cancel button off and the results below
 
@@ -326,6 +399,8 @@ else:
         "inconclusive": st.info,
     }[verdict.kind]
     box(render.md_escape(verdict.text), icon=":material/gavel:")
+    for column, (label, value) in zip(st.columns(6), view.verdict_facts(bench), strict=True):
+        column.metric(label, value)
     for line in view.verdict_lines(bench):
         st.markdown(f"- {render.md_escape(line)}")
     if bench.verdict_note:
@@ -355,17 +430,31 @@ config.update(
         "model load s": number(
             format="%.2f", help="once per process: model load or index build, apart from queries"
         ),
+        **{
+            f"Coverage@{k}": number(format="percent", help=f"share of the top {k} that is judged (any grade)")
+            for k in view.COVERAGE_CUTOFFS
+        },
+        "$ / 1,000 queries": number(
+            format="$%.4f", help="from [prices.<method>] and the measured usage or time"
+        ),
+        "fell back": number(help="queries that kept the first-stage order after an error (marked †)"),
     }
 )
 st.dataframe(rows, hide_index=True, column_config=config, key=keys.BENCH_TABLE)
 st.caption(
     "Means over queries with 95% percentile-bootstrap intervals (1,000 resamples). A reranker's p50/p95/p99 is "
-    "its own scoring time for the candidates (warm-up query excluded); a first stage's is its search time."
+    "its own scoring time for the candidates (warm-up query excluded); a first stage's is its search time. "
+    f"Judgements: {render.md_escape(kept.get('judgements') or 'as chosen above')}."
 )
+for note in view.table_notes(bench):
+    st.caption(render.md_escape(note))
+low_coverage = view.coverage_warning(bench)
+if low_coverage:
+    st.warning(render.md_escape(low_coverage), icon=":material/rule:")
 
 left, right = st.columns(2, gap="medium")
 with left:
-    st.markdown(f"**{KEY_MEASURE} against latency**")
+    st.markdown(f"**{KEY_MEASURE} against latency and cost**")
     st.plotly_chart(view.scatter_figure(bench), config={"displayModeBar": False}, key=keys.BENCH_SCATTER)
 with right:
     st.markdown(f"**Depth sweep: {KEY_MEASURE} against candidates reranked**")
@@ -394,11 +483,87 @@ if bench.policies:
 else:
     st.caption("No reranker ran, so there is no policy to plot.")
 
+# -- answers: per-query wins and losses, per tag, score distributions ----------------------------------------
+report_json = kept.get("json") or bench.to_json()
+results = per_query_results(bench.report)
+st.subheader("Per query: where each reranker won or lost, and why", divider="gray")
+if not results:
+    st.caption("No reranker ran against the first stage, so there is nothing to list per query.")
+else:
+    pick = st.selectbox("Reranker", list(results), key=keys.BENCH_PQ_METHOD)
+    result = results[pick]
+    att = result.attribution
+    w1, w2, w3, w4, w5, w6 = st.columns(6)
+    w1.metric("wins", result.wins)
+    w2.metric("losses", result.losses)
+    w3.metric("ties", result.ties)
+    w4.metric("relevant in top 10", att["found"])
+    w5.metric("ranked below 10 (reranker)", att["reranker"])
+    w6.metric("not retrieved (first stage)", att["retrieval"])
+    st.plotly_chart(
+        view.per_query_figure(result, bench.report.query_texts),
+        config={"displayModeBar": False},
+        key=keys.BENCH_PQ_PLOT,
+    )
+    base = view.compare_base(getattr(st.context, "url", None))
+    st.dataframe(
+        view.per_query_rows(result, bench, base=base, corpus_id=corpus_id),
+        hide_index=True,
+        key=keys.BENCH_PQ_TABLE,
+        column_config={
+            "first stage": number(format="%.3f", help=f"{KEY_MEASURE} of the first stage"),
+            "reranker": number(format="%.3f", help=f"{KEY_MEASURE} of {pick}"),
+            "Δ": number(format="%+.3f"),
+            "open": st.column_config.LinkColumn(
+                "open on Compare", display_text="open on Compare", help="this query, first stage and reranker"
+            ),
+        },
+    )
+    st.caption(
+        f"Sorted by difference, largest win first. Every judged relevant document missing from the top 10 is "
+        f"put down to the first stage (not among its top {bench.report.depth}: a reranker never saw it) or to "
+        "the reranker (handed to it, ranked below 10); with those found, they add up to the query's relevant "
+        "documents."
+    )
+    tags_rows = view.tag_rows(tag_tables(results))
+    if tags_rows:
+        st.markdown("**By query tag**")
+        st.dataframe(
+            tags_rows,
+            hide_index=True,
+            key=keys.BENCH_TAG_TABLE,
+            column_config={"mean Δ": number(format="%+.3f")},
+        )
+    else:
+        st.caption(
+            "No query carries a tag: set tags on the Labels page, or give the queries file a tags field."
+        )
+
+hists = score_histograms(bench.report)
+if hists:
+    st.subheader("Score distributions", divider="gray")
+    st.caption(
+        "Every score each method gave, on its own scale (queries that fell back are left out: their scores "
+        "are the first stage's). A threshold means something only against its method's own distribution."
+    )
+    hist_cols = st.columns(min(3, len(hists)))
+    palette = view.colours(bench)
+    for i, (name, hist) in enumerate(hists.items()):
+        with hist_cols[i % len(hist_cols)]:
+            st.markdown(f"**{render.md_escape(name)}** · {render.md_escape(hist.scale)}")
+            st.plotly_chart(
+                view.histogram_figure(hist, palette.get(name, render.PALETTE[0])),
+                config={"displayModeBar": False},
+                key=f"{keys.BENCH_HIST}_{i}",
+            )
+# -----------------------------------------------------------------------------------------------------------
+
 st.subheader("Downloads", divider="gray")
+reports.benchmark_buttons(report_json)
 d1, d2, _ = st.columns([1, 1, 2])
 d1.download_button(
     "JSON report",
-    bench.dumps(),
+    json.dumps(report_json, indent=2, allow_nan=False),
     file_name="benchmark-report.json",
     mime="application/json",
     icon=":material/download:",

@@ -31,7 +31,8 @@ from rerank_core.progress import ProgressFn
 from rerank_core.retrieval.base import NoCandidatesForQuery
 from rerank_core.serving import admission
 from rerank_core.types import Candidate, MethodSpec, RerankResult
-from ui import engines, identity, keys, labelling, methods, own_stack, page, render, resources
+from ui import engines, identity, judging_view, keys, labelling, methods, own_stack, page, render, resources
+from ui import report_view as reports
 from ui.corpus_state import example_queries
 
 LLM_OFFLINE_TIP = (
@@ -336,21 +337,11 @@ if not candidates:
 # -- the query's identity and its judgements (read once per run; a click writes before the run starts) -----
 ref: labelling.QueryRef | None = None
 my_grades: dict[str, int | None] = {}
-grades: dict[str, int | None] = {}
-judges: list[str] = []
 if label_store is not None:
     try:
         qid = label_store.resolve_query_id(corpus_id, query, stored.queries)
         ref = labelling.QueryRef(corpus_id, qid, query)
         my_grades = label_store.grades(corpus_id, qid, judge=judge)
-        grades = label_store.grades(corpus_id, qid, people_only=True)
-        judges = sorted(
-            {
-                j.judge
-                for j in label_store.judgements(corpus_id, query_id=qid)
-                if not j.judge.startswith("llm:")
-            }
-        )
     except Exception as exc:  # noqa: BLE001 - comparing still works without labels
         store_problem = resources.describe_error(exc)
         label_store = None
@@ -364,6 +355,23 @@ picker = st.container()
 highlight = st.session_state.get(keys.CMP_HIGHLIGHT)
 with picker:
     pick_col, mode_col = st.columns([4, 1], vertical_alignment="bottom")
+# -- answers: whose judgements the live metrics rest on (people only, or an LLM judge filling the gaps) -------
+with labels_area:
+    st.markdown("##### Labels · live metrics")
+    basis = judging_view.Basis(fill=False, llm_judge=None)
+    judged = judging_view.QueryJudgements(people={}, grades={}, label="")
+    if label_store is not None and ref is not None:
+        try:
+            basis = judging_view.basis_control(label_store, corpus_id, keys.CMP_BASIS, keys.CMP_LLM_JUDGE)
+            judged = judging_view.query_judgements(label_store, corpus_id, ref.query_id, basis)
+        except Exception as exc:  # noqa: BLE001 - comparing still works without labels
+            store_problem = resources.describe_error(exc)
+            label_store = None
+grades = judged.people  # the badges: people's grades only (an LLM's show as their own badges)
+metric_grades = judged.grades  # what the live metrics rest on (judged.label says which)
+judges = judged.judges
+# -----------------------------------------------------------------------------------------------------------
+
 with mode_col:
     grading = can_grade and st.toggle(  # a viewer gets no grade buttons at all
         "Grade buttons",
@@ -388,7 +396,15 @@ def _grade_control(column: str):
 
 
 def _live(result: RerankResult) -> tuple[str, str, bool]:
-    return labelling.live_chip(grades, result, show) if label_store is not None else ("", "", False)
+    return labelling.live_chip(metric_grades, result, show) if label_store is not None else ("", "", False)
+
+
+def _coverage(result: RerankResult) -> tuple[str, str, bool]:
+    """The Coverage@k chip of a column: the share of its shown top k with a grade."""
+    if label_store is None or not result.items:
+        return "", "", False
+    (row,) = labelling.live_metrics_rows(metric_grades, {result.method: result}, show)
+    return labelling.coverage_chip(row, show)
 
 
 colours = {spec: render.PALETTE[i % len(render.PALETTE)] for i, spec in enumerate(specs)}
@@ -428,6 +444,7 @@ def _comparison(shown: list[RerankResult]) -> Comparison:
 
 with columns[0], st.container(key=render.column_key(0)):
     live = _live(first_result)
+    cov = _coverage(first_result)
     render.draw_column(
         render.ColumnSpec(
             name=fs_title,
@@ -440,6 +457,9 @@ with columns[0], st.container(key=render.column_key(0)):
             live=live[0],
             live_title=live[1],
             live_muted=live[2],
+            coverage=cov[0],
+            coverage_title=cov[1],
+            coverage_low=cov[2],
         ),
         first_result,
         _comparison([]),
@@ -448,6 +468,7 @@ with columns[0], st.container(key=render.column_key(0)):
         grades=grades,
         control=_grade_control("first"),
         key="c0",
+        llm=judged.llm,
     )
 
 slots = {
@@ -473,6 +494,8 @@ def _draw(spec: str, res: RerankResult | None) -> None:
             control=_grade_control(spec) if res is not None else None,
             live=_live(res) if res is not None and res.items else ("", "", False),
             key=f"c{specs.index(spec) + 1}",
+            coverage=_coverage(res) if res is not None else ("", "", False),
+            llm=judged.llm,
         )
 
 
@@ -548,7 +571,7 @@ done = [results[spec] for spec in ran]
 comparison = _comparison(done)  # type: ignore[arg-type]
 display = {first_result.method: fs_title}
 for spec, res in zip(ran, done, strict=True):
-    display[res.method] = methods.title(spec)
+    display[res.method] = render.fallback_title(methods.title(spec)) if res.fallback else methods.title(spec)
 
 st.session_state[keys.CMP_LAST] = {
     "first": (candidates, first_result),
@@ -589,12 +612,15 @@ with summary:
         chart_load = [retriever.build_s]
         chart_colours = [render.FIRST_STAGE_COLOUR]
         not_run = []
+        fell_back = []
         for spec, res in zip(ran, done, strict=True):
             if res.items and not res.fallback:
                 chart_names.append(display[res.method])
                 chart_ms.append(res.latency_ms)
                 chart_load.append(res.model_load_s)
                 chart_colours.append(colours[spec])
+            elif res.fallback:
+                fell_back.append(methods.title(spec))
             else:
                 not_run.append(display[res.method])
         st.plotly_chart(
@@ -605,6 +631,12 @@ with summary:
             f"Every method reranked the same {len(candidates)} candidates, one after another. Query time excludes "
             "the one-off model load and index build (right), which happen once per process."
             + (f" Not run: {', '.join(render.md_escape(n) for n in not_run)}." if not_run else "")
+            + (
+                f" Fell back to the first-stage order (no query time of their own): "
+                f"{', '.join(render.md_escape(n) for n in fell_back)}."
+                if fell_back
+                else ""
+            )
         )
     with right:
         rows = render.agreement_rows(comparison, show, display)
@@ -630,10 +662,11 @@ with summary:
             )
         else:
             st.caption("No reranked order to compare with yet.")
+        if render.agreement_note(comparison, display):
+            st.caption(render.agreement_note(comparison, display))
 
 # -- labels of this query: live metrics per order, undo ------------------------------------------------------
 with labels_area:
-    st.markdown("##### Labels · live metrics")
     if label_store is None or ref is None:
         problem = store_problem or ("the judgement store is not available", None)
         st.warning(
@@ -648,9 +681,8 @@ with labels_area:
             ordered = {fs_title: first_result}
             for res in done:
                 if res.items:
-                    title = display[res.method] + (" (fell back)" if res.fallback else "")
-                    ordered[title] = res
-            labelling.render_live_metrics(ordered, show, grades, judges)
+                    ordered[display[res.method]] = res
+            labelling.render_live_metrics(ordered, show, metric_grades, judges, basis=judged.label)
         with side_col:
             labelling.show_notice()
             matched = ref.query_id in stored.queries
@@ -672,5 +704,38 @@ with labels_area:
                     f"Viewing as **{render.md_escape(actor.identity)}** ({actor.role.value}): the metrics rest on "
                     f"everyone's labels; grading needs the labeller role · {where}"
                 )
+            judging_view.render_guideline(label_store, corpus_id)
+        # -- answers: an LLM grades the shown documents no person graded (stored as its own judge) ---------
+        if actor.can(Permission.IMPORT):  # it writes another judge's labels, as an import does
+            shown_docs = labelling.union_of_shown([first_result, *done], show)
+            by_doc = {c.doc_id: c for c in candidates}
+            judging_view.render_llm_grading(
+                label_store,
+                corpus_id,
+                ref.query_id,
+                query,
+                [(d, by_doc[d].full_text) for d in shown_docs],
+                grades,
+                settings,
+                model_key=keys.CMP_JUDGE_MODEL,
+                go_key=keys.CMP_JUDGE_GO,
+            )
+        # ------------------------------------------------------------------------------------------------------
         for problem_text in log_problems:
             st.caption(render.md_escape(problem_text))
+
+# -- answers: a report of this comparison to share (self-contained HTML, or Markdown) -------------------------
+reports.comparison_buttons(
+    comparison,
+    k=show,
+    titles=display,
+    grades=metric_grades if label_store is not None else {},
+    people=grades,
+    llm=judged.llm,
+    judgements=judged.label,
+    corpus=stored.name,
+    corpus_id=corpus_id,
+    first_stage=first_stage,
+    query_id=ref.query_id if ref is not None else None,
+    first_stage_load_s=retriever.build_s,
+)

@@ -16,7 +16,7 @@ from rerank_core.access import GuardedStore, Permission, Role
 from rerank_core.errors import RerankError
 from rerank_core.judgements import HAND_GRADES, shadow_log_csv
 from rerank_core.workspace import UnknownCorpus
-from ui import corpus_state, identity, keys, labelling, methods, page, render, resources
+from ui import corpus_state, identity, judging_view, keys, labelling, methods, page, render, resources
 
 SHADOW_ROWS = 500
 
@@ -138,8 +138,15 @@ labelling.show_notice()
 if can_grade:
     labelling.render_undo(store, corpus_id, judge)
 
-tab_label, tab_table, tab_io, tab_shadow = st.tabs(
-    ["Label a query", "Labelled queries", "Import / export", "Shadow log"]
+tab_label, tab_table, tab_io, tab_shadow, tab_judges, tab_guide = st.tabs(
+    [
+        "Label a query",
+        "Labelled queries",
+        "Import / export",
+        "Shadow log",
+        "Judges agree?",
+        "Guideline and tags",
+    ]
 )
 
 # -- label a query -----------------------------------------------------------------------------------------
@@ -184,6 +191,7 @@ with tab_label:
                     grades = store.grades(corpus_id, qid, people_only=True)
                     judges = sorted({j.judge for j in store.judgements(corpus_id, query_id=qid)})
                     labelling.render_live_metrics({name: result}, k, grades, judges)
+                    judging_view.render_guideline(store, corpus_id)
                     if can_grade:
                         docs = [labelling.ShownDoc(c.doc_id, c.title, c.text) for c in candidates]
                         labelling.render_grading_panel(store, ref, docs, "lbl", judge=judge)
@@ -246,6 +254,7 @@ with tab_table:
                 "judge": j.judge,
                 "grade": j.grade,
                 "meaning": "skipped" if j.grade is None else HAND_GRADES.get(j.grade, "imported grade"),
+                "rationale": j.rationale or "",
                 "labelled at (UTC)": j.created_at,
             }
             for j in judgements
@@ -365,6 +374,8 @@ with tab_shadow:
                     "latency ms": e["latency_ms"],
                     "load s": e["model_load_s"],
                     "available": e["available"],
+                    "fell back": e["fallback"],
+                    "scale": (e.get("extra") or {}).get("scale", ""),
                     "error": e["error"] or "",
                     "top": " ".join(t["doc_id"] for t in e["top"][:10]),
                 }
@@ -388,3 +399,36 @@ with tab_shadow:
             icon=":material/download:",
             on_click="ignore",
         )
+
+# -- judges: agreement between any two (people and LLM judges) ----------------------------------------------
+with tab_judges:
+    st.caption(
+        "How far two judges agree on the (query, document) pairs both graded. Check an LLM judge against "
+        "people here before letting it fill gaps in the metrics."
+    )
+    judging_view.render_agreement(store, corpus_id)
+
+# -- the judging guideline and query tags ----------------------------------------------------------------
+with tab_guide:
+    can_edit = actor.can(Permission.IMPORT)  # the guideline and tags shape everyone's labels and tables
+    st.markdown("**Judging guideline**")
+    if can_edit:
+        judging_view.render_guideline_editor(store, corpus_id, judge)
+    else:
+        judging_view.render_guideline(store, corpus_id)
+        st.caption(f"Editing the guideline needs the admin role ({render.md_escape(actor.role.value)} now).")
+    st.markdown("**Query tags**")
+    st.caption(
+        "The Benchmark page lists wins and losses per tag. Tags from the corpus's queries file count; a query's "
+        "tags set here replace them."
+    )
+    in_use = active if active is not None and corpus_id == active_id else None
+    if can_edit:
+        judging_view.render_tag_editor(
+            store,
+            corpus_id,
+            in_use.queries if in_use is not None else {},
+            in_use.tags if in_use is not None else {},
+        )
+    else:
+        st.caption("Setting tags needs the admin role.")

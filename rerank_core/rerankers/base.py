@@ -4,7 +4,10 @@ A backend implements :meth:`Reranker.score` (one float per candidate, in the can
 and, if it has weights, :meth:`Reranker._load`. The base class does the shared work: input checks,
 loading once (timed apart from queries), timing the query (waits for a rate limit's turn excluded),
 a stable sort (score descending, ties by first-stage rank), top-k, the result, and turning failures
-into a typed error in the result so the other methods go on. Hosted backends fall back to the first-stage order, flagged.
+into a typed error in the result so the other methods go on. Hosted backends fall back to the
+first-stage order, flagged; the scores of a fallback are the first stage's, so its result carries the
+first stage's scale (given by the caller that knows it, else :attr:`ScoreScale.FIRST_STAGE`), never the
+reranker's own.
 """
 
 from __future__ import annotations
@@ -126,8 +129,19 @@ class Reranker(ABC):
             self._loaded = True
             return self.model_load_s
 
-    def rerank(self, query: str, candidates: Sequence[Candidate], top_k: int | None = None) -> RerankResult:
-        """Rerank ``candidates`` for ``query``. Never raises for a backend failure."""
+    def rerank(
+        self,
+        query: str,
+        candidates: Sequence[Candidate],
+        top_k: int | None = None,
+        *,
+        first_stage_scale: ScoreScale | None = None,
+    ) -> RerankResult:
+        """Rerank ``candidates`` for ``query``. Never raises for a backend failure.
+
+        ``first_stage_scale`` is the scale of the candidates' first-stage scores: a hosted backend
+        that fails falls back to the first-stage order, and its result then shows those scores under
+        that scale (:attr:`ScoreScale.FIRST_STAGE` when not given)."""
         if not isinstance(query, str):
             raise TypeError("query must be a string")
         if top_k is not None and top_k < 0:
@@ -138,7 +152,9 @@ class Reranker(ABC):
         except Cancelled:
             raise
         except BaseException as exc:  # noqa: BLE001 - reported in the result
-            return self._failure(self._result_base(), exc, candidates, top_k)
+            return self._failure(
+                self._result_base(), exc, candidates, top_k, fallback_scale=first_stage_scale
+            )
         # read after loading: a backend may learn its scale or label from the model it loaded
         base = self._result_base()
         if not candidates:
@@ -154,14 +170,18 @@ class Reranker(ABC):
                 raise
             except BaseException as exc:  # noqa: BLE001 - reported in the result
                 latency_ms = (time.perf_counter() - t0 - queued.waited_s) * 1e3
-                return self._failure(base, exc, candidates, top_k, latency_ms=latency_ms)
+                return self._failure(
+                    base, exc, candidates, top_k, latency_ms=latency_ms, fallback_scale=first_stage_scale
+                )
         latency_ms = (time.perf_counter() - t0 - queued.waited_s) * 1e3
         scores = raw if isinstance(raw, Scores) else Scores(values=list(raw))
         if len(scores.values) != len(candidates):
             err = MethodFailed(
                 f"{self.method_name} returned {len(scores.values)} scores for {len(candidates)} candidates"
             )
-            return self._failure(base, err, candidates, top_k, latency_ms=latency_ms)
+            return self._failure(
+                base, err, candidates, top_k, latency_ms=latency_ms, fallback_scale=first_stage_scale
+            )
         return RerankResult(
             **base,
             items=tuple(self._order(candidates, scores, top_k)),
@@ -213,12 +233,14 @@ class Reranker(ABC):
         candidates: Sequence[Candidate],
         top_k: int | None,
         latency_ms: float = 0.0,
+        fallback_scale: ScoreScale | None = None,
     ) -> RerankResult:
         error = MethodError.from_exception(exc)
         if self.hosted and candidates and error.kind not in {"missing-api-key"}:
             kept = first_stage_items(candidates, top_k)
+            # the scores shown are the first stage's: its scale, not this reranker's
             return RerankResult(
-                **base,
+                **{**base, "scale": fallback_scale or ScoreScale.FIRST_STAGE},
                 items=tuple(kept),
                 latency_ms=latency_ms,
                 model_load_s=self.model_load_s,

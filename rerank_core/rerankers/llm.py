@@ -311,7 +311,13 @@ class OpenAIChatBackend:
             "json_mode": self.json_mode and mode == "pointwise",
         }
 
-    def _chat(self, messages: list[dict[str, str]], stats: RetryStats, json_mode: bool) -> str:
+    def chat(
+        self, messages: list[dict[str, str]], stats: RetryStats | None = None, json_mode: bool = False
+    ) -> str:
+        """One chat completion's answer text, with this backend's timeout, retries and redaction.
+
+        ``stats`` collects retries and the token usage the server reported."""
+        stats = stats if stats is not None else RetryStats()
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
@@ -342,7 +348,7 @@ class OpenAIChatBackend:
 
     def pointwise(self, query: str, passages: Sequence[str], stats: RetryStats) -> list[str]:
         def one(p: str) -> str:
-            return self._chat(pointwise_messages(query, p), stats, self.json_mode)
+            return self.chat(pointwise_messages(query, p), stats, self.json_mode)
 
         if self.concurrency == 1 or len(passages) <= 1:
             return [one(p) for p in passages]
@@ -354,7 +360,7 @@ class OpenAIChatBackend:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def listwise(self, query: str, passages: Sequence[str], stats: RetryStats) -> str:
-        return self._chat(listwise_messages(query, passages), stats, False)
+        return self.chat(listwise_messages(query, passages), stats, False)
 
 
 def _usage(response: Any) -> dict[str, float]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,16 +158,21 @@ class LocalLLMBackend:
             return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return f"{LOCAL_SYSTEM}\n\n{user}\nAnswer:"
 
-    def p_yes(self, query: str, passages: Sequence[str]) -> list[float]:
-        """P(yes) for each passage, in order."""
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> str:
+        """``messages`` (system and user turns) as the model's chat prompt, ready for its answer."""
+        assert self._loaded is not None, "load() first"
+        tok = self._loaded.tokenizer
+        if getattr(tok, "chat_template", None):
+            return tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(m["content"] for m in messages) + "\nAnswer:"
+
+    def _next_token_logits(self, prompts: Sequence[str]) -> Iterator[tuple[list[int], Any]]:
+        """``(indexes, logits)`` per batch: the next-token logits (float32) of ``prompts[i]`` for
+        each ``i`` of the batch. Prompts are batched by length, left-padded, with explicit positions."""
         import torch
 
         assert self._loaded is not None, "load() first"
         lm = self._loaded
-        prompts = [self.prompt(query, p) for p in passages]
-        out = [0.0] * len(prompts)
-        yes = torch.tensor(lm.yes_ids)
-        no = torch.tensor(lm.no_ids)
         with lm.lock, torch.inference_mode():  # the tokenizer too: it refuses concurrent use
             lengths = [len(lm.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
             order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
@@ -189,11 +194,55 @@ class LocalLLMBackend:
                     .logits[:, -1, :]
                     .float()
                 )
-                ly = torch.logsumexp(logits[:, yes], dim=-1)
-                ln = torch.logsumexp(logits[:, no], dim=-1)
-                probs = torch.sigmoid(ly - ln).tolist()
-                for i, p in zip(idx, probs, strict=True):
-                    out[i] = float(p)
+                yield idx, logits
+
+    def p_yes(self, query: str, passages: Sequence[str]) -> list[float]:
+        """P(yes) for each passage, in order."""
+        import torch
+
+        assert self._loaded is not None, "load() first"
+        lm = self._loaded
+        out = [0.0] * len(passages)
+        yes = torch.tensor(lm.yes_ids)
+        no = torch.tensor(lm.no_ids)
+        for idx, logits in self._next_token_logits([self.prompt(query, p) for p in passages]):
+            ly = torch.logsumexp(logits[:, yes], dim=-1)
+            ln = torch.logsumexp(logits[:, no], dim=-1)
+            probs = torch.sigmoid(ly - ln).tolist()
+            for i, p in zip(idx, probs, strict=True):
+                out[i] = float(p)
+        return out
+
+    def choice_probabilities(
+        self, prompts: Sequence[str], choices: Mapping[str, Sequence[str]]
+    ) -> list[dict[str, float]]:
+        """For each prompt, the probability of each choice as the next token, among the choices.
+
+        ``choices[name]`` are the spellings of one answer (``{"0": ("0", " 0"), ...}``); a choice's
+        logit is the log-sum-exp over its spellings that are one token, and the probabilities are
+        their softmax. Raises :class:`BackendUnavailable` when the tokenizer has no single token for
+        a choice."""
+        import torch
+
+        assert self._loaded is not None, "load() first"
+        tok = self._loaded.tokenizer
+        with self._loaded.lock:  # the tokenizer refuses concurrent use
+            ids = {name: _single_token_ids(tok, spellings) for name, spellings in choices.items()}
+        missing = [name for name, found in ids.items() if not found]
+        if missing:
+            raise BackendUnavailable(
+                f"{self.requested}: its tokenizer has no single token for {', '.join(map(repr, missing))}, so it "
+                "cannot answer with those choices.",
+                hint="use SmolLM2 (smollm2) or another instruction-tuned causal LM",
+            )
+        names = list(ids)
+        index = [torch.tensor(ids[n]) for n in names]
+        out: list[dict[str, float]] = [{} for _ in prompts]
+        for idx, logits in self._next_token_logits(prompts):
+            per_choice = torch.stack([torch.logsumexp(logits[:, t], dim=-1) for t in index], dim=-1)
+            probs = torch.softmax(per_choice, dim=-1).tolist()
+            for i, row in zip(idx, probs, strict=True):
+                out[i] = {n: float(p) for n, p in zip(names, row, strict=True)}
         return out
 
     def pointwise(self, query: str, passages: Sequence[str], stats: RetryStats) -> list[str]:
