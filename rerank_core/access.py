@@ -68,6 +68,7 @@ class Permission(str, Enum):
     BUILD = "build"  # precompute a corpus's indexes and encodings on the Corpus page
     BENCHMARK = "benchmark"
     MANAGE_KEYS = "manage-keys"  # type API keys into the app
+    REMOTE_CODE = "remote-code"  # let a model run its own code from the hub (trust_remote_code)
 
 
 #: the lowest role that holds each permission
@@ -82,6 +83,7 @@ REQUIRED_ROLE: dict[Permission, Role] = {
     Permission.BUILD: Role.ADMIN,
     Permission.BENCHMARK: Role.ADMIN,
     Permission.MANAGE_KEYS: Role.ADMIN,
+    Permission.REMOTE_CODE: Role.ADMIN,
 }
 
 

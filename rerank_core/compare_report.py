@@ -71,6 +71,7 @@ def _column(
         "title": title,
         "label": res.label,
         "scale": str(res.scale),
+        "precision": res.precision or None,
         "first_stage": baseline,
         "latency_ms": res.latency_ms if ran else None,
         "model_load_s": res.model_load_s,
@@ -185,6 +186,7 @@ def _summary_rows(data: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = [
         "order",
         "scale",
+        "precision",
         "query ms",
         "load s",
         f"nDCG@{k}",
@@ -206,6 +208,7 @@ def _summary_rows(data: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
             [
                 col["title"],
                 col["scale"],
+                col.get("precision") or "–",
                 _num(col.get("latency_ms"), 1),
                 _num(col.get("model_load_s"), 2),
                 _num(m.get(f"nDCG@{k}")),
@@ -311,7 +314,7 @@ def render_comparison_html(data: Mapping[str, Any]) -> str:
     if data.get("coverage_warning"):
         parts.append(f'<div class="warn">{_e(data["coverage_warning"])}</div>')
     header, rows = _summary_rows(data)
-    parts.append("<h2>Orders, live metrics and latency</h2>" + _table(header, rows, text_cols=(0, 1, 9)))
+    parts.append("<h2>Orders, live metrics and latency</h2>" + _table(header, rows, text_cols=(0, 1, 2, 10)))
     parts.append(
         f'<p class="muted">Live metrics rest on {_e(data.get("judgements") or "the judgements of this query")}; '
         "unjudged and skipped documents count as not relevant. Query time excludes the one-off model load.</p>"

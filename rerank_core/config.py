@@ -122,6 +122,18 @@ class Settings:
     def method_options(self, name: str) -> dict[str, Any]:
         return dict(self.methods.get(name, {}))
 
+    def with_method_options(self, overrides: Mapping[str, Mapping[str, Any]]) -> Settings:
+        """A copy whose ``[methods.<name>]`` options are updated by ``overrides`` (choices made in the app
+        for one session, e.g. ``{"cross-encoder": {"precision": "onnx-int8"}}``); the same settings when
+        there is nothing to override."""
+        if not any(overrides.values()):
+            return self
+        merged = dict(self.methods)
+        for name, opts in overrides.items():
+            if opts:
+                merged[name] = {**self.method_options(name), **opts}
+        return replace(self, methods=merged)
+
     def with_secrets(self, secrets: Mapping[str, str | None] | None = None, **more: str | None) -> Settings:
         """A copy with secrets set or replaced (keys from Streamlit secrets or a password field).
 

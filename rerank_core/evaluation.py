@@ -117,6 +117,7 @@ class MethodEvaluation:
     results: dict[str, RerankResult] = field(default_factory=dict, repr=False, compare=False)
     warnings: list[str] = field(default_factory=list)
     concurrency: int = 1
+    precision: str = ""  # the numeric path the scores came from (fp32, onnx-int8, ...); "" = n/a
 
     @property
     def metrics(self) -> dict[str, float] | None:
@@ -161,6 +162,8 @@ class MethodEvaluation:
             out["warnings"] = list(self.warnings)
         if self.concurrency > 1:
             out["concurrency"] = self.concurrency
+        if self.precision:
+            out["precision"] = self.precision
         return out
 
 
@@ -386,6 +389,7 @@ def _evaluate_retriever(
         return m, None, candidates
     m.label = retriever.label
     m.scale = str(retriever.scale)
+    m.precision = str(getattr(retriever, "precision", "") or "")
     m.index_build_s = retriever.build_s
     m.model_load_s = retriever.build_s
     m.available = True
@@ -508,6 +512,7 @@ def _evaluate_reranker(
         m.prepare_s = ready.prepare_s if ready.prepare_s is not None else 0.0
         m.label = reranker.label
         m.scale = str(reranker.scale)
+        m.precision = reranker.precision
     except Cancelled:
         raise
     except Exception as exc:  # noqa: BLE001 - reported in the method's entry

@@ -467,7 +467,8 @@ def _settings_rows(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("query limit", str(data["max_queries"])))
     for name, entry in _methods(data).items():
         if entry.get("label"):
-            rows.append((f"method {name}", str(entry["label"])))
+            precision = f" · precision {entry['precision']}" if entry.get("precision") else ""
+            rows.append((f"method {name}", str(entry["label"]) + precision))
     for key, value in (data.get("settings") or {}).items():
         if value in (None, {}, []):
             continue

@@ -241,6 +241,7 @@ class MethodInfo:
     needs_index: bool = False  # a first stage that builds a local index over the corpus
     prepares: bool = False  # a reranker with per-corpus precomputation (document encodings)
     takes_model: bool = True  # ``name:model`` picks a model
+    precisions: tuple[str, ...] = ()  # the numeric paths its ``precision`` option takes (empty: none)
 
     @property
     def is_first_stage(self) -> bool:
@@ -249,7 +250,7 @@ class MethodInfo:
     @classmethod
     def of(cls, backend: type, kind: str, **extra: object) -> MethodInfo:
         """The metadata a backend class declares in its class attributes (``title``, ``description``,
-        ``scale``, ``hosted``, ``offline``, ``default_model``, ``secrets``, ``reads``)."""
+        ``scale``, ``hosted``, ``offline``, ``default_model``, ``secrets``, ``reads``, ``precisions``)."""
         return cls(
             name=backend.name,  # type: ignore[attr-defined]
             kind=kind,
@@ -261,6 +262,7 @@ class MethodInfo:
             default_model=getattr(backend, "default_model", None),
             secrets=tuple(getattr(backend, "secrets", ())),
             reads=tuple(getattr(backend, "reads", ())),
+            precisions=tuple(getattr(backend, "precisions", ())),
             **extra,  # type: ignore[arg-type]
         )
 

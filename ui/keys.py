@@ -24,6 +24,9 @@ DEPTH = "depth"
 SHOW = "k"
 METHODS = "methods"
 MODEL_PREFIX = "model_"  # + method name, e.g. "model_cross-encoder"
+PRECISION_PREFIX = "precision_"  # + method name: its precision option (in the URL)
+INSTRUCTION_PREFIX = "instruction_"  # + method name: the instruction of a model that takes one (in the URL)
+REMOTE_CODE_PREFIX = "remote_code_"  # + method name: trust_remote_code, this session only (never in the URL)
 
 FUSIONS = "fuse"  # the fusions shown as columns (fusion:A+B or fusion:NAME)
 
@@ -125,6 +128,18 @@ BENCH_FUSIONS = "bench_fusions"  # fusions among the methods
 
 def model_key(method: str) -> str:
     return MODEL_PREFIX + method
+
+
+def precision_key(method: str) -> str:
+    return PRECISION_PREFIX + method
+
+
+def instruction_key(method: str) -> str:
+    return INSTRUCTION_PREFIX + method
+
+
+def remote_code_key(method: str) -> str:
+    return REMOTE_CODE_PREFIX + method
 
 
 def secret_key(name: str) -> str:

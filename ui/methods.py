@@ -4,8 +4,12 @@ backend classes; nothing about a method is written here)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
 
 from rerank_core.config import Settings
+from rerank_core.errors import RerankError
+from rerank_core.precision import check_precision
 from rerank_core.registry import method_info, methods, reranker_class
 from rerank_core.types import FIRST_STAGE_KIND, RERANKER_KIND, MethodInfo, MethodSpec
 
@@ -102,6 +106,49 @@ def spec_for(name: str, model: str | None) -> str:
     return str(MethodSpec(name=name, model=model))
 
 
+def precision_choices(name: str, settings: Settings) -> tuple[tuple[str, ...], str]:
+    """The values a method's ``precision`` option takes and the one these settings give it (its default);
+    ``((), "")`` for a method without the option."""
+    found = info(name)
+    if found is None or not found.precisions:
+        return (), ""
+    try:
+        configured = check_precision(name, settings.method_options(name).get("precision"), found.precisions)
+    except RerankError:  # a bad value in the config: the method's column says so when it runs
+        configured = found.precisions[0]
+    return found.precisions, configured
+
+
+def takes_remote_code(name: str) -> bool:
+    """The backend has a ``trust_remote_code`` option (models that ship their own Python code)."""
+    try:
+        return "trust_remote_code" in getattr(reranker_class(name), "OPTIONS", ())
+    except Exception:  # noqa: BLE001 - a backend that is not installed
+        return False
+
+
+def takes_instruction(name: str, model: str, settings: Settings) -> bool:
+    """The method's model reads a prompt with an instruction slot (Qwen3-Reranker and other causal-LM
+    rerankers), read from its config only: no weights are loaded."""
+    template = settings.method_options(name).get("prompt_template")
+    return _takes_instruction(
+        name, model.strip(), settings.models_dir, template if isinstance(template, str) else None
+    )
+
+
+@lru_cache(maxsize=128)
+def _takes_instruction(name: str, model: str, models_dir: Path | None, template: str | None) -> bool:
+    try:
+        cls = reranker_class(name)
+        if "instruction" not in getattr(cls, "OPTIONS", ()):
+            return False
+        options = {"prompt_template": template} if template else {}
+        backend = cls(model=model or None, settings=Settings(models_dir=models_dir), **options)
+        return bool(getattr(backend, "takes_instruction", False))
+    except Exception:  # noqa: BLE001 - an unknown model or a bad template: its column says so when it runs
+        return False
+
+
 def execution_order(specs: Sequence[str]) -> list[str]:
     """Fast local methods first, hosted (and LLM) ones last; otherwise the chosen order (every method still
     gets the same candidates)."""
@@ -124,7 +171,10 @@ __all__ = [
     "first_stage_title",
     "first_stages",
     "info",
+    "precision_choices",
     "rerankers",
     "spec_for",
+    "takes_instruction",
+    "takes_remote_code",
     "title",
 ]

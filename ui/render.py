@@ -193,6 +193,7 @@ CSS = """
 .rp-chip {display: inline-block; font-size: 0.72rem; padding: 1px 7px; border-radius: 999px;
   background: var(--rp-chip-bg); color: var(--rp-chip-fg); margin: 2px 4px 0 0; white-space: nowrap;}
 .rp-chip.rp-lat {background: var(--rp-lat-bg); color: var(--rp-lat-fg);}
+.rp-chip.rp-prec {font-family: ui-monospace, monospace; letter-spacing: -0.02em;}
 .rp-row {display: flex; gap: 8px; padding: 7px 8px; border: 1px solid var(--rp-border); border-radius: 6px;
   margin-bottom: 6px; background: var(--rp-surface);}
 .rp-row.rp-hl {border: 2px solid var(--rp-hl); background: var(--rp-hl-bg); box-shadow: 0 0 0 3px rgba(245,158,11,.18);}
@@ -341,6 +342,14 @@ class ColumnSpec:
     coverage_title: str = ""
     coverage_low: bool = False  # too few judgements to compare on
     fell_back: bool = False  # the order is the first stage's, kept after the method failed
+    precision: str = ""  # the numeric path the scores came from (fp32, onnx-int8, ...); "" = not applicable
+    precision_title: str = ""  # why (what ``auto`` chose, and on what grounds)
+
+
+def precision_title(result: RerankResult) -> str:
+    """The precision chip's tooltip: what the precision means, and what ``auto`` chose and why."""
+    chosen = [n for n in result.notes if n.startswith("auto:")]
+    return " ".join(["the numeric path these scores came from", *chosen])
 
 
 def column_header(spec: ColumnSpec) -> str:
@@ -351,6 +360,9 @@ def column_header(spec: ColumnSpec) -> str:
             'scores">first-stage order and scores</span>'
         )
     chips.append(f'<span class="rp-chip" title="what the scores mean">{esc(spec.scale)}</span>')
+    if spec.precision:
+        why = spec.precision_title or "the numeric path these scores came from"
+        chips.append(f'<span class="rp-chip rp-prec" title="{esc(why)}">{esc(spec.precision)}</span>')
     if spec.latency_ms is not None:
         chips.append(f'<span class="rp-chip rp-lat">query {spec.latency_ms:,.0f} ms</span>')
     if spec.load_s:
@@ -630,6 +642,8 @@ def method_column(
         coverage_title=coverage[1],
         coverage_low=coverage[2],
         fell_back=result.fallback,
+        precision=result.precision if not result.fallback else "",
+        precision_title=precision_title(result),
     )
     if is_unavailable(result):
         err = result.error

@@ -39,6 +39,11 @@ LLM_OFFLINE_TIP = (
     "**Offline?** Enter `smollm2` as the LLM model (Models, top right) to grade passages with the local "
     "SmolLM2-135M: it shows the LLM path end to end, but it is slow on a CPU and a weak reranker."
 )
+PRECISION_HELP = (
+    "fp32: the model as trained. bf16: torch bfloat16 (fast only on CPUs with AMX). onnx / onnx-int8: ONNX "
+    "Runtime, int8 weights for speed (exported and quantised once, then cached). auto: the fastest choice "
+    "that is safe on this CPU. Agreement with fp32 is measured by scripts/benchmark.py --precision."
+)
 DEFAULT_DEPTH = 50
 DEFAULT_SHOW = 10
 
@@ -211,8 +216,13 @@ with m1:
     )
 with m2:
     with st.popover("Models", icon=":material/tune:", width="stretch"):
-        st.caption("A hub id, a folder under RERANK_MODELS_DIR, or a local path. Empty = the default.")
+        st.caption(
+            "A hub id, a folder under RERANK_MODELS_DIR, or a local path. Empty = the default. The precision "
+            "is the numeric path a local model runs (each column shows the one it ran)."
+        )
         models: dict[str, str] = {}
+        overrides: dict[str, dict[str, object]] = {}  # this session's options per method (precision, ...)
+        may_run_code = actor.can(Permission.REMOTE_CODE) and not settings.demo.enabled
         for name in chosen:
             default = methods.default_model(name, settings)
             models[name] = st.text_input(
@@ -223,6 +233,45 @@ with m2:
                 placeholder="automatic" if not default else default,
                 help=methods.description(name),
             )
+            overrides[name] = {}
+            choices, configured = methods.precision_choices(name, settings)
+            if choices:
+                picked = st.selectbox(
+                    f"{methods.title(name)} precision",
+                    choices,
+                    index=choices.index(configured),
+                    key=keys.precision_key(name),
+                    bind="query-params",
+                    help=PRECISION_HELP,
+                )
+                if picked and picked != configured:
+                    overrides[name]["precision"] = picked
+            if methods.takes_instruction(name, models[name] or default, settings):
+                instruction = st.text_input(
+                    f"{methods.title(name)} instruction",
+                    key=keys.instruction_key(name),
+                    bind="query-params",
+                    placeholder="the model's default instruction",
+                    help="This model reads an instruction in its prompt: say what makes a passage relevant "
+                    "for your task (e.g. 'Given a question about aerodynamics, retrieve passages that answer "
+                    "it'). Empty = the model's default.",
+                )
+                if instruction.strip():
+                    overrides[name]["instruction"] = instruction.strip()
+            if may_run_code and methods.takes_remote_code(name):
+                if st.checkbox(
+                    f"Let the {methods.title(name).lower()} model run its own code",
+                    key=keys.remote_code_key(name),
+                    help="trust_remote_code: needed by models that ship their own Python code (e.g. "
+                    "jinaai/jina-reranker-v2-base-multilingual). Never kept in the link.",
+                ):
+                    st.warning(
+                        "This runs Python code from the model's repository on this server, with its rights. "
+                        "Turn it on only for a model whose code you have read or trust.",
+                        icon=":material/warning:",
+                    )
+                    overrides[name]["trust_remote_code"] = True
+        settings = settings.with_method_options(overrides)
 with m3:
     secrets = sorted({s for name in chosen if (i := methods.info(name)) is not None for s in i.secrets})
     if not identity.typed_keys_allowed(settings, actor):  # a demo's keys, or a non-admin's: the server's only
@@ -460,6 +509,7 @@ with columns[0], st.container(key=render.column_key(0)):
             coverage=cov[0],
             coverage_title=cov[1],
             coverage_low=cov[2],
+            precision=first_result.precision or str(getattr(retriever, "precision", "") or ""),
         ),
         first_result,
         _comparison([]),

@@ -55,6 +55,8 @@ class Reranker(ABC):
     reads: ClassVar[tuple[str, ...]] = ("models_dir", "device")
     #: the numeric path its scores come from (fp32, bf16, onnx, onnx-int8), set by ``_load``; "" = n/a
     precision: str = ""
+    #: the values its ``precision`` option takes (see :mod:`rerank_core.precision`); () = no such option
+    precisions: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def info(cls) -> MethodInfo:

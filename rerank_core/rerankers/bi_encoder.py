@@ -18,7 +18,7 @@ from rerank_core.config import Settings
 from rerank_core.encoders import short_model_name
 from rerank_core.errors import ConfigError
 from rerank_core.models import MINILM_ID
-from rerank_core.precision import check_precision
+from rerank_core.precision import PRECISIONS, check_precision
 from rerank_core.progress import ProgressFn
 from rerank_core.rerankers.base import Reranker
 from rerank_core.sentence_embeddings import SentenceEncoder
@@ -36,6 +36,7 @@ class BiEncoderReranker(Reranker):
     title: ClassVar[str] = "Bi-encoder"
     description: ClassVar[str] = "cosine of sentence embeddings: query and passage encoded apart"
     reads: ClassVar[tuple[str, ...]] = ("models_dir", "device", "data_dir", "cache_dir")
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model=model, settings=settings, **options)

@@ -73,13 +73,14 @@ class ColbertReranker(Reranker):
     title = "ColBERT"
     description = "trained late interaction (RAGatouille)"
     OPTIONS = {"max_length", "batch_size", "precision"}
+    precisions = TORCH_PRECISIONS
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model=model, settings=settings, **options)
         check_options(self.name, self.options, self.OPTIONS)
         self.max_length = positive_int(self.name, self.options, "max_length", None)
         self.batch_size = positive_int(self.name, self.options, "batch_size", 32)
-        self.requested_precision = check_precision(self.name, self.options.get("precision"), TORCH_PRECISIONS)
+        self.requested_precision = check_precision(self.name, self.options.get("precision"), self.precisions)
         self._rag: Any = None
         self._notes: tuple[str, ...] = ()
         # RAGatouille keeps per-call state (token limits) on the model: one call at a time

@@ -55,6 +55,7 @@ from rerank_core.precision import (
     ENCODER,
     ONNX,
     ONNX_INT8,
+    PRECISIONS,
     autocast,
     check_precision,
     load_onnx,
@@ -122,6 +123,7 @@ class CrossEncoderReranker(Reranker):
     default_model = KNOWN_MODELS[0]
     title = "Cross-encoder"
     description = "query and passage read together (sentence-transformers CrossEncoder)"
+    precisions = PRECISIONS
     OPTIONS = {
         "batch_size",
         "batch_tokens",

@@ -66,15 +66,14 @@ class FlashRankReranker(Reranker):
     description = "ONNX cross-encoder on CPU"
     reads = ("models_dir", "flashrank_cache_dir", "data_dir")
     OPTIONS = {"batch_size", "batch_tokens", "max_length", "cache_dir", "precision"}
+    precisions = (AUTO, ONNX, ONNX_INT8)  # FlashRank runs ONNX files only
 
     def __init__(self, model: str | None = None, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(model=model, settings=settings, **options)
         check_options(self.name, self.options, self.OPTIONS)
         self.batch_size = positive_int(self.name, self.options, "batch_size", None)
         self.batch_tokens = positive_int(self.name, self.options, "batch_tokens", DEFAULT_BATCH_TOKENS)
-        self.requested_precision = check_precision(
-            self.name, self.options.get("precision"), (AUTO, ONNX, ONNX_INT8)
-        )
+        self.requested_precision = check_precision(self.name, self.options.get("precision"), self.precisions)
         self.max_length = positive_int(self.name, self.options, "max_length", DEFAULT_MAX_LENGTH)
         cache = self.options.get("cache_dir")
         self.cache_dir = (

@@ -39,7 +39,7 @@ from rerank_core.encoders import (
 )
 from rerank_core.errors import ConfigError, MethodFailed
 from rerank_core.models import MINILM_ID, resolve_model
-from rerank_core.precision import check_precision
+from rerank_core.precision import PRECISIONS, check_precision
 from rerank_core.progress import ProgressFn, report
 from rerank_core.rerankers.base import Reranker
 from rerank_core.types import Candidate, Corpus, Scores, ScoreScale
@@ -114,6 +114,7 @@ class LateInteractionReranker(Reranker):
     scale: ScoreScale = ScoreScale.MAXSIM
     default_model: ClassVar[str | None] = MINILM_ID
     reads: ClassVar[tuple[str, ...]] = ("models_dir", "device", "data_dir", "cache_dir")
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
     title: ClassVar[str] = "Late interaction"
     description: ClassVar[str] = "MaxSim over the MiniLM token embeddings: zero-shot, not a trained ColBERT"
 

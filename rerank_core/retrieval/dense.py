@@ -18,7 +18,7 @@ from rerank_core.config import Settings
 from rerank_core.encoders import embedding_dimension, short_model_name
 from rerank_core.errors import ConfigError, CorpusFormatError
 from rerank_core.models import MINILM_ID
-from rerank_core.precision import check_precision
+from rerank_core.precision import PRECISIONS, check_precision
 from rerank_core.progress import ProgressFn, report
 from rerank_core.retrieval.base import Retriever
 from rerank_core.retrieval.bm25 import top_k_positions
@@ -57,6 +57,7 @@ class DenseRetriever(Retriever):
     description = "bi-encoder first stage: exact cosine top-k over sentence embeddings"
     default_model = MINILM_ID
     reads = ("models_dir", "device", "data_dir", "cache_dir")
+    precisions = PRECISIONS
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
         super().__init__(settings=settings, **options)
