@@ -119,6 +119,17 @@ class MethodEvaluation:
     concurrency: int = 1
     precision: str = ""  # the numeric path the scores came from (fp32, onnx-int8, ...); "" = n/a
 
+    def record(self, qid: str, res: RerankResult, first_stage_ms: float) -> None:
+        """Count one query's outcome: a fallback, a failure, or its latency (alone and after the first
+        stage's ``first_stage_ms``)."""
+        if res.error is not None and res.fallback:
+            self.fallback_queries[qid] = str(res.error)
+        elif res.error is not None:
+            self.failed_queries[qid] = str(res.error)
+        else:
+            self.latencies_ms[qid] = res.latency_ms
+            self.pipeline_latencies_ms[qid] = first_stage_ms + res.latency_ms
+
     @property
     def metrics(self) -> dict[str, float] | None:
         """Mean of each measure over the evaluated queries (None when the method did not run)."""
@@ -535,15 +546,8 @@ def _evaluate_reranker(
         reranker, name, dataset, query_ids, candidates, m.concurrency, steps, first_stage_scale, meter
     )
     for qid in query_ids:
-        _, fs_ms = candidates[qid]
         res = results[qid]
-        if res.error is not None and res.fallback:
-            m.fallback_queries[qid] = str(res.error)
-        elif res.error is not None:
-            m.failed_queries[qid] = str(res.error)
-        else:
-            m.latencies_ms[qid] = res.latency_ms
-            m.pipeline_latencies_ms[qid] = fs_ms + res.latency_ms
+        m.record(qid, res, candidates[qid][1])
         if res.usage:
             m.usage[qid] = {k: float(v) for k, v in res.usage.items()}
     m.run = results_to_run(results)
@@ -650,13 +654,7 @@ def _evaluate_fusion(
         parts = {c: inputs[c][qid] for c in config.components}
         res = fuse_results(spec, config, first, parts, query_id=qid, corpus=corpus, own_first_stage=own)
         held += config.held_out(qid, corpus)
-        if res.error is not None and res.fallback:
-            m.fallback_queries[qid] = str(res.error)
-        elif res.error is not None:
-            m.failed_queries[qid] = str(res.error)
-        else:
-            m.latencies_ms[qid] = res.latency_ms
-            m.pipeline_latencies_ms[qid] = candidates[qid][1] + res.latency_ms
+        m.record(qid, res, candidates[qid][1])
         results[qid] = res
     if config.fitted:
         m.warnings.append(

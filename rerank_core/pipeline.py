@@ -322,6 +322,21 @@ class Runtime:
     def _result_key(self, candidates_key: str, spec: str, settings: Settings) -> tuple[str, ...]:
         return ("result", candidates_key, method_key(spec, settings))
 
+    def _query_result_key(
+        self,
+        query: str,
+        corpus: Corpus,
+        first_stage: str,
+        depth: int,
+        spec: str,
+        settings: Settings,
+        query_id: str | None,
+    ) -> tuple[str, ...]:
+        """The memo key of one method's result for one query (raises for a method it cannot key)."""
+        return self._result_key(
+            candidates_key(query, corpus, first_stage, depth, settings, query_id), spec, settings
+        )
+
     def memoised(
         self,
         query: str,
@@ -334,9 +349,7 @@ class Runtime:
     ) -> RerankResult | None:
         """A result computed earlier in this process for exactly these inputs, or None."""
         try:
-            key = self._result_key(
-                candidates_key(query, corpus, first_stage, depth, settings, query_id), spec, settings
-            )
+            key = self._query_result_key(query, corpus, first_stage, depth, spec, settings, query_id)
         except Exception:  # noqa: BLE001 - compare() reports a bad method in its result
             return None
         with self._memo_lock:
@@ -353,9 +366,7 @@ class Runtime:
         query_id: str | None = None,
     ) -> None:
         """Drop a memoised result, so the next compare runs the method again (a retry after a failure)."""
-        key = self._result_key(
-            candidates_key(query, corpus, first_stage, depth, settings, query_id), spec, settings
-        )
+        key = self._query_result_key(query, corpus, first_stage, depth, spec, settings, query_id)
         with self._memo_lock:
             self._memo.pop(key, None)
 

@@ -215,6 +215,21 @@ def _lines(text: str) -> Iterable[tuple[int, str]]:
             yield number, line
 
 
+def _columns(text: str, name: str, layout: str, what: str) -> Iterable[tuple[int, list[str]]]:
+    """Non-blank lines split on whitespace, each with exactly the columns ``layout`` names."""
+    n = len(layout.split())
+    for number, line in _lines(text):
+        cols = line.split()
+        if len(cols) != n:
+            raise CorpusFormatError(
+                f"expected {n} columns '{layout}', found {len(cols)}",
+                file=name,
+                line=number,
+                hint=f"each line of {what} has exactly {n} whitespace-separated columns",
+            )
+        yield number, cols
+
+
 def _first_line(text: str) -> str:
     return next((line for _, line in _lines(text)), "")
 
@@ -349,15 +364,7 @@ def _pairs_to_rows(
 
 
 def _trec_pairs(text: str, name: str) -> Iterable[tuple[int, str, str, int]]:
-    for number, line in _lines(text):
-        cols = line.split()
-        if len(cols) != 4:
-            raise CorpusFormatError(
-                f"expected 4 columns 'qid 0 docid grade', found {len(cols)}",
-                file=name,
-                line=number,
-                hint="each line of TREC qrels has exactly 4 whitespace-separated columns",
-            )
+    for number, cols in _columns(text, name, "qid 0 docid grade", "TREC qrels"):
         qid, _, doc_id, grade = cols
         yield number, qid, doc_id, _parse_grade(grade, name, number)
 
@@ -880,15 +887,7 @@ def read_run(
 
 
 def _trec_run_rows(text: str, shown: str) -> Iterable[tuple[int, str, str, int | None, float]]:
-    for number, line in _lines(text):
-        cols = line.split()
-        if len(cols) != 6:
-            raise CorpusFormatError(
-                f"expected 6 columns 'qid Q0 docid rank score run_name', found {len(cols)}",
-                file=shown,
-                line=number,
-                hint="each line of a TREC run file has exactly 6 whitespace-separated columns",
-            )
+    for number, cols in _columns(text, shown, "qid Q0 docid rank score run_name", "a TREC run file"):
         qid, _, doc_id, rank, score_text, _ = cols
         try:
             rank_value = int(rank)
