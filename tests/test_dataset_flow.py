@@ -297,9 +297,8 @@ def test_the_benchmark_page_on_cranfield_matches_the_evaluate_command(
     assert page_v["ci"] == pytest.approx(cli_v["ci"], abs=1e-9)
 
     # the sweep (from the same scores: its deepest point is the table's figure) and the policy plot
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(charts) == 3
-    _, sweep, policy = charts
+    charts = {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    sweep, policy = charts[keys.BENCH_SWEEP_PLOT], charts[keys.BENCH_POLICY]
     line = next(t for t in sweep["data"] if t.get("mode") == "lines+markers")
     assert line["x"] == list(SWEEP)
     assert line["y"][-1] == pytest.approx(table.loc["late-interaction", KEY_MEASURE], abs=1e-9)
