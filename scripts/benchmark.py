@@ -489,6 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- precision comparison -----------------------------------------------------------------------------
 ENCODER_METHODS = ("bi-encoder", "late-interaction")
+ENCODE_SLICE = 100  # documents encoded at one precision before the next precision's turn
 BASELINE_METHODS = ("cross-encoder", "flashrank")
 
 
@@ -568,17 +569,34 @@ def precision_main(args, settings: Settings, bench_dir: Path, precisions: list[s
     for spec_text in methods:
         spec = MethodSpec.parse(spec_text)
         log(f"{spec}: loading {', '.join(precisions)} ...")
-        entries = [_load_entry(spec, p, settings, bench_dir) for p in precisions]
+        # each precision encodes into its own fresh cache: `auto` resolves to one of the others, and would
+        # otherwise find that one's encodings and time nothing
+        entries = [
+            _load_entry(
+                spec,
+                p,
+                replace(settings, cache_dir=Path(settings.resolved_cache_dir) / spec_text / p),
+                bench_dir,
+            )
+            for p in precisions
+        ]
         live = [e for e in entries if e.reranker is not None]
         real = bool(live) and live[0].row.weights == "real"
         if spec.name in ENCODER_METHODS:
-            docs = {c.doc_id: dataset.corpus.get(c.doc_id) for _, _, cs in queries + judged for c in cs}
-            sub = Corpus(docs.values(), name="candidates")
+            docs = list(
+                {c.doc_id: dataset.corpus.get(c.doc_id) for _, _, cs in queries + judged for c in cs}.values()
+            )
+            log(f"  {spec}: encoding {len(docs)} documents at each precision, slice by slice in turn ...")
             for e in live:
-                log(f"  {spec}@{e.precision}: encoding {len(sub)} documents ...")
-                t0 = time.perf_counter()
-                e.reranker.prepare(sub)  # type: ignore[union-attr]
-                e.prepare_s = time.perf_counter() - t0
+                e.prepare_s = 0.0
+            # slices in turn (the order rotating), so a change in the machine's load falls on every precision
+            for i, start in enumerate(range(0, len(docs), ENCODE_SLICE)):
+                part = Corpus(docs[start : start + ENCODE_SLICE], name=f"candidates-{i}")
+                shift = i % len(live) if live else 0
+                for e in live[shift:] + live[:shift]:
+                    t0 = time.perf_counter()
+                    e.reranker.prepare(part)  # type: ignore[union-attr]
+                    e.prepare_s += time.perf_counter() - t0
         _, wq, wc = queries[0]
         for e in live:
             warm = e.reranker.rerank(wq, wc)  # type: ignore[union-attr]
