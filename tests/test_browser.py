@@ -136,7 +136,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, shared_cache_dir):
+def server(request, tmp_path_factory, shared_cache_dir):
     if not CHROMIUM.exists():
         pytest.skip(
             "Debian chromium is not installed at /usr/bin/chromium (CI installs it: apt-get install chromium)"
@@ -145,11 +145,21 @@ def server(tmp_path_factory, shared_cache_dir):
         "playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)"
     )
     srv = Server(tmp_path_factory.mktemp("rerank-data"), tmp_path_factory.mktemp("logs"), shared_cache_dir)
+    failed_before = request.session.testsfailed
     try:
         srv.start()
         yield srv
     finally:
         srv.stop()
+        if request.session.testsfailed > failed_before:
+            print_server_logs(srv)
+
+
+def print_server_logs(srv: Server, lines: int = 120) -> None:
+    """The end of each streamlit log of ``srv``, on stderr (a failed browser test's evidence)."""
+    for log in sorted(srv.log_dir.glob("streamlit-*.log")):
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        print(f"\n--- {log.name} (last {len(tail)} lines) ---\n" + "\n".join(tail), file=sys.stderr)
 
 
 @pytest.fixture(scope="module")
@@ -178,13 +188,26 @@ def browser_page(browser):
 def _wait_for_results(page, query: str, timeout_ms: int = 180_000) -> None:
     """Every method has rendered for ``query``: the closing summary names the query. A script error on
     the page fails at once (instead of waiting for the timeout)."""
-    page.wait_for_function(
-        """(q) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
-                     .some(e => e.innerText.includes('Results for “' + q + '”'))
-                 || document.querySelector('[data-testid="stException"]')""",
-        arg=query,
-        timeout=timeout_ms,
-    )
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            """(q) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+                         .some(e => e.innerText.includes('Results for “' + q + '”'))
+                     || document.querySelector('[data-testid="stException"]')""",
+            arg=query,
+            timeout=timeout_ms,
+        )
+    except PlaywrightTimeout:
+        # say what the page showed instead (alerts, progress, status), not only that time ran out
+        shown = page.evaluate(
+            """() => [...document.querySelectorAll('[data-testid="stAlert"], [data-testid="stStatusWidget"], '
+                     + '[data-testid="stExpander"] summary, [data-testid="stProgress"], [data-testid="stCaptionContainer"]')]
+                     .map(e => e.innerText.trim()).filter(Boolean).slice(0, 40)"""
+        )
+        raise AssertionError(
+            f"no results for {query!r} after {timeout_ms / 1000:.0f} s; the page showed: {shown}"
+        ) from None
     failed = page.get_by_test_id("stException")
     if failed.count():
         raise AssertionError(f"the page raised: {failed.first.inner_text()[:2000]}")
@@ -198,6 +221,14 @@ def _wait_idle(page, timeout_ms: int = 180_000) -> None:
              && !document.querySelector('[data-testid^="stStatusWidgetRunning"]')""",
         timeout=timeout_ms,
     )
+
+
+def _choose_file(page, path: Path) -> None:
+    """Choose ``path`` in the page's file uploader and wait until the app has received it: pressing a
+    button before the upload has reached the server would act on the previous file."""
+    page.locator("input[type=file]").set_input_files(str(path))
+    page.get_by_test_id("stFileUploader").get_by_text(path.name, exact=True).first.wait_for(timeout=60_000)
+    _wait_idle(page)
 
 
 def _submit_query(page, query: str, timeout_ms: int = 180_000) -> float:
@@ -276,7 +307,7 @@ def test_app_in_a_real_browser(server, browser_page):
     upload = ARTIFACTS / "upload-corpus.jsonl"
     upload.write_text("\n".join(json.dumps(d) for d in docs), encoding="utf-8")
     page.get_by_role("link", name="Corpus").first.click()
-    page.locator("input[type=file]").set_input_files(str(upload))
+    _choose_file(page, upload)
     page.get_by_role("button", name="Load files").click()
     page.get_by_text("Loaded 3 documents from 1 file").wait_for()
     page.wait_for_timeout(500)
@@ -287,7 +318,7 @@ def test_app_in_a_real_browser(server, browser_page):
     # a file that cannot be read: the page says which and why, and the corpus in use stays
     bad = ARTIFACTS / "prices-cp1252.csv"
     bad.write_bytes("id,text\n1,Caf\u00e9 cr\u00e8me\n".encode("cp1252"))
-    page.locator("input[type=file]").set_input_files(str(bad))
+    _choose_file(page, bad)
     page.get_by_role("button", name="Load files").click()
     page.get_by_text("Nothing was loaded").wait_for()
     _wait_idle(page)
@@ -300,7 +331,7 @@ def test_app_in_a_real_browser(server, browser_page):
     ):
         path = ARTIFACTS / name
         path.write_bytes(data)
-        page.locator("input[type=file]").set_input_files(str(path))
+        _choose_file(page, path)
         page.get_by_role("button", name="Load files").click()
         page.get_by_text(says, exact=False).first.wait_for()
         _wait_idle(page)
@@ -479,9 +510,7 @@ def test_a_stored_corpus_keeps_its_judgements_links_and_indexes(server, browser,
 
     page = _new_page(browser)
     page.goto(f"{server.url}/corpus")
-    page.locator("input[type=file]").set_input_files(
-        str(_cranfield_zip(cranfield_dir, tmp_path / "cranfield.zip"))
-    )
+    _choose_file(page, _cranfield_zip(cranfield_dir, tmp_path / "cranfield.zip"))
     page.get_by_role("button", name="Load files").click()
     page.get_by_text("Loaded 1,400 documents", exact=False).first.wait_for(timeout=300_000)
     _wait_idle(page)
