@@ -259,8 +259,11 @@ async def _check(page, log: SessionLog, query: str, methods: int) -> tuple[float
         .all_inner_texts()
     )
     judges = re.search(r"by (.*?)\. Unjudged", labels)
-    if judges and judges.group(1) != "nobody yet" and set(judges.group(1).split(", ")) - {log.judge, IMPORT}:
-        log.leaks.append(f"{where}: the live metrics rest on judgements by {judges.group(1)!r}")
+    # "by load-3, import · people only (7 judgements)": the judges are named before the " · "
+    said = judges.group(1) if judges else "nobody yet"
+    named = said.split(" · ")[0]
+    if named != "nobody yet" and set(named.split(", ")) - {log.judge, IMPORT}:
+        log.leaks.append(f"{where}: the live metrics rest on judgements by {said!r}")
     judge_caption = " ".join(
         await page.get_by_test_id("stCaptionContainer").filter(has_text="query id").all_inner_texts()
     )

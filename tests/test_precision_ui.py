@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
@@ -22,28 +21,12 @@ from rerank_core.evaluation import run_evaluation
 from rerank_core.precision import PRECISIONS, TORCH_PRECISIONS
 from rerank_core.registry import method_info
 from rerank_core.sample import sample_dataset
+from tests.test_app_pages import _app, _column_html
 from ui import keys, methods
 
 pytest_plugins = ["tiny_models"]
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
 QUERY = "how does a swept wing change lift at high speed"
-
-
-def _app(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=240)
-    for name, value in params.items():
-        at.query_params[name] = value
-    return at
-
-
-def _column_html(at: AppTest, title: str) -> str:
-    for col in at.columns:
-        bodies = [h.proto.body for h in col.get("html")]
-        if bodies and f'<div class="rp-name">{title}</div>' in bodies[0]:
-            return "".join(bodies)
-    raise AssertionError(f"no column {title!r}")
 
 
 def _precision_chip(at: AppTest, title: str) -> str:
