@@ -232,7 +232,11 @@ def _choose_file(page, path: Path) -> None:
 
 
 def _submit_query(page, query: str, timeout_ms: int = 180_000) -> float:
+    """Type ``query`` and press Enter once the page has finished its run (a page that has just opened
+    still runs the link's own query, and that run's redraw would replace what was typed meanwhile)."""
     box = page.get_by_label("Query")
+    box.wait_for()
+    _wait_idle(page, timeout_ms)
     box.fill(query)
     t0 = time.perf_counter()
     box.press("Enter")
