@@ -29,6 +29,19 @@ pytest_plugins = ["tiny_models"]
 QUERY = "how does a swept wing change lift at high speed"
 
 
+def _compare(model, **params) -> AppTest:
+    """Compare on QUERY with the cross-encoder at ``model``, its top 10; ``params`` are more URL parameters."""
+    at = _app(
+        q=QUERY,
+        methods=["cross-encoder"],
+        depth="10",
+        **{keys.model_key("cross-encoder"): str(model)},
+        **params,
+    )
+    at.run()
+    return at
+
+
 def _precision_chip(at: AppTest, title: str) -> str:
     found = re.findall(r'class="rp-chip rp-prec" title="([^"]*)">([^<]+)<', _column_html(at, title))
     assert len(found) == 1, found
@@ -99,13 +112,7 @@ def test_the_evaluation_and_the_comparison_report_record_each_methods_precision(
 def test_a_precision_chosen_on_the_page_reaches_the_model_shows_on_its_column_and_stays_in_the_link(
     tiny_cross_encoder_dir,
 ):
-    at = _app(
-        q=QUERY,
-        methods=["cross-encoder"],
-        depth="10",
-        **{keys.model_key("cross-encoder"): str(tiny_cross_encoder_dir)},
-    )
-    at.run()
+    at = _compare(tiny_cross_encoder_dir)
     box = at.selectbox(key=keys.precision_key("cross-encoder"))
     assert list(box.options) == list(PRECISIONS) and box.value == "fp32"
     assert _result(at, f"cross-encoder:{tiny_cross_encoder_dir}").precision == "fp32"
@@ -117,30 +124,12 @@ def test_a_precision_chosen_on_the_page_reaches_the_model_shows_on_its_column_an
     # (AppTest does not write bound widgets into its query parameters; a link is read back below)
 
     # the link alone reproduces it
-    again = _app(
-        q=QUERY,
-        methods=["cross-encoder"],
-        depth="10",
-        **{
-            keys.model_key("cross-encoder"): str(tiny_cross_encoder_dir),
-            keys.precision_key("cross-encoder"): "bf16",
-        },
-    )
-    again.run()
+    again = _compare(tiny_cross_encoder_dir, **{keys.precision_key("cross-encoder"): "bf16"})
     assert _result(again, f"cross-encoder:{tiny_cross_encoder_dir}").precision == "bf16"
 
 
 def test_auto_says_on_the_chip_what_it_chose_and_why(tiny_cross_encoder_dir):
-    at = _app(
-        q=QUERY,
-        methods=["cross-encoder"],
-        depth="10",
-        **{
-            keys.model_key("cross-encoder"): str(tiny_cross_encoder_dir),
-            keys.precision_key("cross-encoder"): "auto",
-        },
-    )
-    at.run()
+    at = _compare(tiny_cross_encoder_dir, **{keys.precision_key("cross-encoder"): "auto"})
     result = _result(at, f"cross-encoder:{tiny_cross_encoder_dir}")
     assert result.precision in ("fp32", "bf16", "onnx-int8")  # what auto resolved to, never "auto"
     titles = re.findall(r'class="rp-chip rp-prec" title="([^"]*)"', _column_html(at, "Cross-encoder"))
@@ -151,13 +140,7 @@ def test_the_instruction_box_shows_for_a_model_that_reads_one_and_its_text_reach
     tiny_qwen3_reranker_dir, tiny_cross_encoder_dir
 ):
     spec = f"cross-encoder:{tiny_qwen3_reranker_dir}"
-    at = _app(
-        q=QUERY,
-        methods=["cross-encoder"],
-        depth="10",
-        **{keys.model_key("cross-encoder"): str(tiny_qwen3_reranker_dir)},
-    )
-    at.run()
+    at = _compare(tiny_qwen3_reranker_dir)
     default_scores = {it.doc_id: it.score for it in _result(at, spec).items}
     box = at.text_input(key=keys.instruction_key("cross-encoder"))
     box.input("Given a question about aircraft structures, retrieve passages that answer it").run()
@@ -167,13 +150,7 @@ def test_the_instruction_box_shows_for_a_model_that_reads_one_and_its_text_reach
         abs(instructed[d] - default_scores[d]) > 1e-6 for d in instructed
     )  # another prompt, other scores
 
-    plain = _app(
-        q=QUERY,
-        methods=["cross-encoder"],
-        depth="10",
-        **{keys.model_key("cross-encoder"): str(tiny_cross_encoder_dir)},
-    )
-    plain.run()
+    plain = _compare(tiny_cross_encoder_dir)
     assert not [t for t in plain.text_input if t.key == keys.instruction_key("cross-encoder")]
 
 
@@ -182,8 +159,7 @@ def test_remote_code_runs_only_once_an_admin_ticks_it_and_never_from_a_link(tmp_
 
     path = build_tiny_remote_code_cross_encoder(tmp_path / "remote")
     spec = f"cross-encoder:{path}"
-    at = _app(q=QUERY, methods=["cross-encoder"], depth="10", **{keys.model_key("cross-encoder"): str(path)})
-    at.run()
+    at = _compare(path)
     refused = _result(at, spec)
     assert refused.error is not None and "trust_remote_code" in (refused.error.hint or "")
     at.checkbox(key=keys.remote_code_key("cross-encoder")).check().run()
@@ -193,13 +169,7 @@ def test_remote_code_runs_only_once_an_admin_ticks_it_and_never_from_a_link(tmp_
     assert all("remote_code" not in name for name in at.query_params)
 
     # a link cannot turn it on
-    linked = _app(
-        q=QUERY,
-        methods=["cross-encoder"],
-        depth="10",
-        **{keys.model_key("cross-encoder"): str(path), keys.remote_code_key("cross-encoder"): "true"},
-    )
-    linked.run()
+    linked = _compare(path, **{keys.remote_code_key("cross-encoder"): "true"})
     assert _result(linked, spec).error is not None
 
     # a demo never offers it
