@@ -38,12 +38,9 @@ import asyncio
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -51,16 +48,9 @@ from urllib.parse import quote_plus
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT / "tests"))  # the test suite's streamlit server and chromium settings
+from test_browser import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+
 DEFAULT_METHODS = ("bi-encoder", "late-interaction")
 DEFAULT_SECOND = ROOT.parent / "shared" / "data" / "cranfield"
 SERVED = re.compile(r"served in ([0-9.]+) s")
@@ -109,77 +99,6 @@ def prepare_data(data_dir: Path, second: Path | None) -> list[CorpusPlan]:
 
 
 # -- the server -----------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class AppServer:
-    """``streamlit run app.py`` on a free port, with its own data directory and log file."""
-
-    def __init__(self, data_dir: Path, log: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir
-        self.log = log
-        self.env = env or {}
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 180) -> None:
-        env = {
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "RERANK_DATA_DIR": str(self.data_dir),
-            **self.env,
-        }
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "streamlit",
-                    "run",
-                    str(ROOT / "app.py"),
-                    "--server.port",
-                    str(self.port),
-                    "--server.address",
-                    "127.0.0.1",
-                    "--server.headless",
-                    "true",
-                    "--browser.gatherUsageStats",
-                    "false",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {self.proc.returncode}; see {self.log}")
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise TimeoutError(f"streamlit did not become healthy; see {self.log}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-            self.proc = None
 
 
 # -- one session ----------------------------------------------------------------------------------------
@@ -341,7 +260,7 @@ async def run_phase(
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             t0 = time.perf_counter()
             await asyncio.gather(
@@ -497,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             ("" if args.laptop else demo) + f"[limits]\ntorch_threads = {args.torch_threads}\n",
             encoding="utf-8",
         )
-        server = AppServer(data_dir, data_dir / "streamlit.log", env={"RERANK_CONFIG": str(config)})
+        server = Server(data_dir, data_dir, env={"RERANK_CONFIG": str(config)})  # log: streamlit-1.log
         server.start()
         url = server.url
     report: dict = {
