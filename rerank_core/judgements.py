@@ -413,9 +413,13 @@ def _create_engine(url: URL, shown: str) -> tuple[Engine, str | None]:
 
             kwargs["poolclass"] = StaticPool
         else:
-            db_path = Path(url.database or "").expanduser()
+            database = url.database or ""
+            if str(url.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
+                database = database[len("file:") :].split("?", 1)[0]  # a SQLite URI: the path follows "file:"
+            db_path = Path(database).expanduser()
             try:
-                db_path.parent.mkdir(parents=True, exist_ok=True)
+                if str(url.query.get("mode", "")) != "ro":  # read-only never creates anything
+                    db_path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(
                     f"cannot create the folder for the judgement database {shown}: {exc.strerror or exc}",

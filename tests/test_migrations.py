@@ -172,11 +172,16 @@ def test_an_old_store_that_cannot_be_written_gives_a_config_error(tmp_path):
     engine.dispose()
 
 
-def test_a_store_at_head_opens_read_only_and_refuses_writes_clearly(tmp_path):
-    path = tmp_path / "labels.sqlite"
+def test_a_store_at_head_opens_read_only_and_refuses_writes_clearly(tmp_path, monkeypatch):
+    path = tmp_path / "db" / "labels.sqlite"
     with JudgementStore(f"sqlite:///{path}") as store:
         store.set_grade("c", "q", "d", 2)
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     with JudgementStore(f"sqlite:///file:{path}?mode=ro&uri=true") as ro:
+        # a SQLite URI names the file after "file:": no "file:" folder appears where the app was started
+        assert list(workdir.iterdir()) == []
         assert ro.qrels("c") == {"q": {"d": 2}}
         with pytest.raises(ConfigError, match="read-only") as info:
             ro.set_grade("c", "q", "d", 3)
