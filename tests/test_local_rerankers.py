@@ -177,6 +177,16 @@ def test_flashrank_gives_the_library_scores(tiny_flashrank_cache, settings):
     assert all(0 < s < 1 for s in expected)
 
 
+def test_flashrank_keeps_to_the_process_thread_limit(tiny_flashrank_cache, settings, monkeypatch):
+    """FlashRank's own ONNX session would take every core; ours takes torch's count ([limits] torch_threads)."""
+    import torch
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    reranker = flashrank(tiny_flashrank_cache, settings)
+    assert reranker.rerank(QUERY, cands()).ok
+    assert reranker._ranker.session.get_session_options().intra_op_num_threads == 1
+
+
 def test_flashrank_is_the_sigmoid_of_the_same_cross_encoder(
     tiny_flashrank_cache, tiny_cross_encoder_dir, library_cross_encoder, settings
 ):

@@ -58,6 +58,20 @@ def flashrank_models() -> dict[str, str]:
     return {name: file for name, file in model_file_map.items() if name not in listwise_rankers}
 
 
+def _session(path: Path) -> Any:
+    """An ONNX Runtime session on ``path`` with as many intra-op threads as torch has.
+
+    FlashRank's own session takes one thread per core whatever the process was told; torch's count
+    is what ``[limits] torch_threads`` (or the automatic choice for a shared server) set, so every
+    local model keeps to it."""
+    import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, int(torch.get_num_threads()))
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
 class FlashRankReranker(Reranker):
     name = "flashrank"
     scale = ScoreScale.PROBABILITY
@@ -204,6 +218,7 @@ class FlashRankReranker(Reranker):
             )
         if getattr(ranker, "llm_model", None) is not None or not hasattr(ranker, "session"):
             raise MethodFailed(f"FlashRank loaded {name} without an ONNX session")
+        ranker.session = _session(folder / onnx_file)
         counter = Tokenizer.from_str(ranker.tokenizer.to_str())
         counter.no_truncation()
         counter.no_padding()
