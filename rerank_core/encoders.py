@@ -15,6 +15,8 @@ Callers must treat a returned model as read-only (no
 
 Precision (see :mod:`rerank_core.precision`): ``fp32`` and ``bf16`` load the torch model; ``onnx`` and
 ``onnx-int8`` load sentence-transformers' ONNX backend (the model's own file or a cached export);
+``openvino`` and ``openvino-int8`` load the torch model and run its network with OpenVINO
+(:mod:`rerank_core.openvino_path`);
 ``auto`` is resolved first, so ``auto`` and what it picks share one copy. The resolved precision is
 a plain string on the loaded model, read with :func:`encoder_precision` (for cache keys and labels).
 """
@@ -30,7 +32,17 @@ from typing import TYPE_CHECKING, Any
 from rerank_core.config import Settings
 from rerank_core.errors import BackendUnavailable, ModelNotFound
 from rerank_core.models import ResolvedModel, resolve_model
-from rerank_core.precision import BF16, ENCODER, FP32, ONNX, ONNX_INT8, check_precision, resolve
+from rerank_core.precision import (
+    BF16,
+    ENCODER,
+    FP32,
+    ONNX,
+    ONNX_INT8,
+    OPENVINO,
+    OPENVINO_INT8,
+    check_precision,
+    resolve,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
@@ -79,6 +91,20 @@ def _load(
                 data_dir if data_dir is not None else Settings().data_dir,
                 is_local=resolved.is_local,
                 load_kwargs={"device": device},
+            )
+        elif precision in (OPENVINO, OPENVINO_INT8):
+            from rerank_core.config import Settings
+            from rerank_core.openvino_path import load_openvino
+
+            model, note = load_openvino(
+                st.SentenceTransformer,
+                resolved.location,
+                resolved.requested,
+                precision,
+                data_dir if data_dir is not None else Settings().data_dir,
+                is_local=resolved.is_local,
+                load_kwargs={"device": device},
+                pairs=False,
             )
         else:
             model = st.SentenceTransformer(resolved.location, device=device)
@@ -147,7 +173,7 @@ def encoder_precision(model: Any) -> str:
 
 
 def encoder_precision_note(model: Any) -> str:
-    """Which ONNX file runs (own file or cached export), or "" for torch models."""
+    """Which ONNX or OpenVINO file runs (own file or cached conversion), or "" for torch models."""
     return str(getattr(model, NOTE_ATTR, ""))
 
 

@@ -63,7 +63,7 @@ def fake_cpu(monkeypatch, flags: frozenset[str]) -> None:
     [
         (AMX, precision.ENCODER, "bf16"),
         (AMX, precision.DECODER, "bf16"),
-        (NO_AMX_VNNI, precision.ENCODER, "onnx-int8"),
+        (NO_AMX_VNNI, precision.ENCODER, "openvino-int8"),
         (NO_AMX_VNNI, precision.DECODER, "fp32"),
         (NO_AMX_VNNI, precision.TORCH_ONLY, "fp32"),
         (PLAIN_AVX2, precision.ENCODER, "fp32"),
@@ -454,6 +454,7 @@ def test_shared_encoders_are_kept_per_precision(tiny_bi_encoder_dir, settings, m
     fake_cpu(monkeypatch, NO_AMX_VNNI)
     fp32 = load_sentence_transformer(str(tiny_bi_encoder_dir), settings)
     int8 = load_sentence_transformer(str(tiny_bi_encoder_dir), settings, precision="onnx-int8")
+    monkeypatch.setattr(precision, "openvino_runtime_available", lambda: False)  # auto = onnx-int8
     auto = load_sentence_transformer(str(tiny_bi_encoder_dir), settings, precision="auto")
     assert fp32 is not int8 and auto is int8
     assert encoder_precision(fp32) == "fp32" and encoder_precision(int8) == "onnx-int8"

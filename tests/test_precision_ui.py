@@ -131,7 +131,12 @@ def test_a_precision_chosen_on_the_page_reaches_the_model_shows_on_its_column_an
 def test_auto_says_on_the_chip_what_it_chose_and_why(tiny_cross_encoder_dir):
     at = _compare(tiny_cross_encoder_dir, **{keys.precision_key("cross-encoder"): "auto"})
     result = _result(at, f"cross-encoder:{tiny_cross_encoder_dir}")
-    assert result.precision in ("fp32", "bf16", "onnx-int8")  # what auto resolved to, never "auto"
+    assert result.precision in (
+        "fp32",
+        "bf16",
+        "onnx-int8",
+        "openvino-int8",
+    )  # what auto resolved to, never "auto"
     titles = re.findall(r'class="rp-chip rp-prec" title="([^"]*)"', _column_html(at, "Cross-encoder"))
     assert titles and "auto: " + result.precision in titles[0]
 

@@ -20,8 +20,8 @@ Two ways to read a pair:
 
 Options (``[methods.cross-encoder]`` in rerank.toml, or keyword arguments):
 
-- ``precision`` (default fp32): ``fp32``, ``bf16``, ``onnx``, ``onnx-int8`` or ``auto`` (see
-  :mod:`rerank_core.precision`); causal-LM rerankers have no ONNX path under ``auto``;
+- ``precision`` (default fp32): ``fp32``, ``bf16``, ``onnx``, ``onnx-int8``, ``openvino``, ``openvino-int8`` or ``auto`` (see
+  :mod:`rerank_core.precision`); causal-LM rerankers have no ONNX or OpenVINO path;
 - ``batch_size`` (default 32) and ``batch_tokens`` (default 4096): pairs are sorted by token
   length and cut into batches of at most ``batch_size`` pairs and ``batch_tokens`` padded tokens,
   then the scores are put back in the candidates' order (see :mod:`rerank_core.batching`);
@@ -55,6 +55,8 @@ from rerank_core.precision import (
     ENCODER,
     ONNX,
     ONNX_INT8,
+    OPENVINO,
+    OPENVINO_INT8,
     PRECISIONS,
     autocast,
     check_precision,
@@ -266,7 +268,27 @@ class CrossEncoderReranker(Reranker):
             "local_files_only": resolved.is_local,
             "trust_remote_code": self.trust_remote_code,
         }
-        if choice.precision in (ONNX, ONNX_INT8):
+        if choice.precision in (OPENVINO, OPENVINO_INT8):
+            if self._causal:
+                raise InvalidMethod(
+                    f"{self.model} is a causal-LM reranker; precision {choice.precision} runs encoder "
+                    "cross-encoders only",
+                    hint="choose precision fp32 or bf16 for this model",
+                )
+            from rerank_core.openvino_path import load_openvino
+
+            model, how = load_openvino(
+                CrossEncoder,
+                resolved.location,
+                self.model,
+                choice.precision,
+                self.settings.data_dir,
+                is_local=resolved.is_local,
+                load_kwargs=load_kwargs,
+                pairs=True,
+            )
+            notes.append(how + ".")
+        elif choice.precision in (ONNX, ONNX_INT8):
             model, how = load_onnx(
                 CrossEncoder,
                 resolved.location,
