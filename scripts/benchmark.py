@@ -157,22 +157,57 @@ def _use_real_vocabulary(folder: Path) -> None:
     tok.save_pretrained(str(folder))
 
 
-def random_copy(model_id: str, bench_dir: Path) -> tuple[Path, float]:
-    """Folder of a random-weight copy of ``model_id`` (built once) and the seconds building took now."""
+#: cross-encoders whose encoder has the packaged MiniLM's shapes (BERT, 6 layers, 384 wide, uncased
+#: WordPiece): their copy takes that real encoder and only the relevance head stays random
+MINILM_L6_SHAPED = frozenset({"cross-encoder/ms-marco-MiniLM-L-6-v2"})
+REAL_ENCODER_LABEL = "real MiniLM-L6 encoder (all-MiniLM-L6-v2), random relevance head"
+
+
+def _real_encoder(folder: Path) -> bool:
+    """Put the packaged MiniLM's encoder weights into the copy at ``folder``; False if shapes differ.
+
+    int8 paths are judged on how they treat real activations: a fully random network has outliers
+    and score spreads no trained model has, so its agreement figures say little. Its scores still
+    rank nothing (the head is random): ``ndcg10`` stays null.
+    """
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from rerank_core.models import MINILM_ID, packaged_model_path
+
+    minilm = packaged_model_path(MINILM_ID)
+    if minilm is None:
+        return False
+    copy = AutoModelForSequenceClassification.from_pretrained(str(folder))
+    source = AutoModel.from_pretrained(str(minilm)).state_dict()
+    encoder = copy.base_model.state_dict()
+    if set(source) - set(encoder) or any(source[k].shape != encoder[k].shape for k in source):
+        return False
+    copy.base_model.load_state_dict(source, strict=False)
+    copy.save_pretrained(str(folder))
+    return True
+
+
+def random_copy(model_id: str, bench_dir: Path) -> tuple[Path, float, str]:
+    """Folder of a copy of ``model_id`` (built once), the seconds building took now, and what its weights are."""
     import tiny_models
 
+    real_encoder = model_id in MINILM_L6_SHAPED
     safe = model_id.replace("/", "--") + ("-int8" if tiny_models.REAL_MODELS[model_id].int8 else "")
+    safe += "-minilm-encoder" if real_encoder else ""
     target = bench_dir / safe
     done = target / ".bench-complete"
     model_dir = target / model_id if tiny_models.REAL_MODELS[model_id].kind == "flashrank" else target
+    label = RANDOM_LABEL + (" (int8 like the real file)" if tiny_models.REAL_MODELS[model_id].int8 else "")
     if done.exists():
-        return model_dir, 0.0
+        return model_dir, 0.0, done.read_text().split("\n", 1)[-1].strip() or label
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         built = tiny_models.build_random_like(model_id, target)
     _use_real_vocabulary(built)
-    done.write_text(model_id + "\n")
-    return built, time.perf_counter() - t0
+    if real_encoder and _real_encoder(built):
+        label = REAL_ENCODER_LABEL
+    done.write_text(model_id + "\n" + label + "\n")
+    return built, time.perf_counter() - t0, label
 
 
 def with_options(settings: Settings, name: str, **options) -> Settings:
@@ -206,9 +241,8 @@ def make_reranker(
         row.error = str(exc)
         return None
     log(f"  {spec}: weights not on this machine; building a random-weight copy of {model}")
-    folder, row.copy_build_s = random_copy(model, bench_dir)
+    folder, row.copy_build_s, row.weights = random_copy(model, bench_dir)
     reranker = RUNTIME.reranker(str(MethodSpec(spec.name, str(folder))), settings)
-    row.weights = RANDOM_LABEL + (" (int8 like the real file)" if tiny_models.REAL_MODELS[model].int8 else "")
     row.label = f"{spec.name} {model}"
     try:
         row.load_s = RUNTIME.ready(reranker, None).load_s
@@ -571,12 +605,17 @@ def precision_main(args, settings: Settings, bench_dir: Path, precisions: list[s
         log(f"{spec}: loading {', '.join(precisions)} ...")
         # each precision encodes into its own fresh cache: `auto` resolves to one of the others, and would
         # otherwise find that one's encodings and time nothing
+        offered = getattr(reranker_class(spec.name), "precisions", ()) or ()
         entries = [
             _load_entry(
                 spec,
                 p,
                 replace(settings, cache_dir=Path(settings.resolved_cache_dir) / spec_text / p),
                 bench_dir,
+            )
+            if p in offered
+            else Entry(
+                p, row=Row(f"{spec}@{p}"), error=f"not offered by {spec.name} (it takes {', '.join(offered)})"
             )
             for p in precisions
         ]
@@ -756,6 +795,11 @@ def precision_markdown(out: dict) -> str:
                 f"{fmt(e['speedup_vs_fp32'], 2, 'x')} | {fmt(e.get('speedup_vs_library_call'), 2, 'x')} | {rho} | "
                 f"{fmt(e['top10_overlap_vs_fp32'], 2)} | {fmt(e['ndcg10'], 4)} | {enc} | {e['load_s']:.1f} |"
             )
+    lines.append("")
+    for name, table in out["methods"].items():
+        weights = {e["weights"] for e in table.values() if e.get("weights")}
+        if weights:
+            lines.append(f"{name}: {'; '.join(sorted(weights))}.")
     for name, b in out.get("baselines", {}).items():
         lines.append("")
         lines.append(
