@@ -220,6 +220,11 @@ def choose_auto(family: str = ENCODER, support: CpuSupport | None = None) -> Cho
     return Choice(FP32, f"auto: fp32 ({why} on this CPU)")
 
 
+def auto_note(requested: str, family: str = ENCODER) -> str:
+    """What ``auto`` chose and why, as a result note ("" when ``requested`` is not ``auto``)."""
+    return choose_auto(family).reason + "." if requested == AUTO else ""
+
+
 def resolve(requested: str, family: str = ENCODER, support: CpuSupport | None = None) -> Choice:
     """``requested`` itself, or what ``auto`` picks."""
     return choose_auto(family, support) if requested == AUTO else Choice(requested)
@@ -523,6 +528,7 @@ __all__ = [
     "TORCH_PRECISIONS",
     "Choice",
     "CpuSupport",
+    "auto_note",
     "autocast",
     "build_once",
     "cache_dir",

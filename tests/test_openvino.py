@@ -273,3 +273,18 @@ def test_openvino_keeps_to_the_process_thread_limit(tiny_bi_encoder_dir, setting
     network = model[0].model
     assert isinstance(network, openvino_path.OpenVINONetwork)
     assert int(network.compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+
+
+@pytest.mark.parametrize("method", ["bi-encoder", "late-interaction"])
+def test_auto_says_what_it_chose_and_why(method, tiny_bi_encoder_dir, settings, monkeypatch):
+    """The precision chip's tooltip reads these notes: an encoder method under auto names its choice."""
+    fake_cpu(monkeypatch, PLAIN_AVX2)
+    result = create_reranker(MethodSpec(method, str(tiny_bi_encoder_dir)), settings, precision="auto").rerank(
+        QUERY, cands()
+    )
+    assert result.ok and result.precision == "fp32"
+    assert [n for n in result.notes if n.startswith("auto:")] == [
+        "auto: fp32 (no AMX-BF16 and no int8 dot-product instructions on this CPU)."
+    ]
+    plain = create_reranker(MethodSpec(method, str(tiny_bi_encoder_dir)), settings).rerank(QUERY, cands())
+    assert not any(n.startswith("auto:") for n in plain.notes)

@@ -55,6 +55,8 @@ class Reranker(ABC):
     reads: ClassVar[tuple[str, ...]] = ("models_dir", "device")
     #: the numeric path its scores come from (fp32, bf16, onnx, onnx-int8), set by ``_load``; "" = n/a
     precision: str = ""
+    #: why ``auto`` ran ``precision`` ("auto: openvino-int8 (...)"), added to the result's notes; "" = not auto
+    precision_note: str = ""
     #: the values its ``precision`` option takes (see :mod:`rerank_core.precision`); () = no such option
     precisions: ClassVar[tuple[str, ...]] = ()
 
@@ -189,7 +191,12 @@ class Reranker(ABC):
             items=tuple(self._order(candidates, scores, top_k)),
             latency_ms=latency_ms,
             model_load_s=self.model_load_s,
-            notes=tuple(scores.notes),
+            notes=tuple(scores.notes)
+            + (
+                (self.precision_note,)
+                if self.precision_note and self.precision_note not in scores.notes
+                else ()
+            ),
             usage=dict(scores.usage),
         )
 

@@ -18,7 +18,7 @@ from rerank_core.config import Settings
 from rerank_core.encoders import short_model_name
 from rerank_core.errors import ConfigError
 from rerank_core.models import MINILM_ID
-from rerank_core.precision import PRECISIONS, check_precision
+from rerank_core.precision import ENCODER, PRECISIONS, auto_note, check_precision
 from rerank_core.progress import ProgressFn
 from rerank_core.rerankers.base import Reranker
 from rerank_core.sentence_embeddings import SentenceEncoder
@@ -63,6 +63,7 @@ class BiEncoderReranker(Reranker):
     def _load(self) -> None:
         self.encoder.load()
         self.precision = self.encoder.precision
+        self.precision_note = auto_note(self.options["precision"], ENCODER)
 
     def prepared(self, corpus: Corpus) -> bool:
         """Every document of ``corpus`` is in the embedding cache."""

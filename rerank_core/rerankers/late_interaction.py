@@ -39,7 +39,7 @@ from rerank_core.encoders import (
 )
 from rerank_core.errors import ConfigError, MethodFailed
 from rerank_core.models import MINILM_ID, resolve_model
-from rerank_core.precision import PRECISIONS, check_precision
+from rerank_core.precision import ENCODER, PRECISIONS, auto_note, check_precision
 from rerank_core.progress import ProgressFn, report
 from rerank_core.rerankers.base import Reranker
 from rerank_core.types import Candidate, Corpus, Scores, ScoreScale
@@ -159,6 +159,7 @@ class LateInteractionReranker(Reranker):
             )
         self._encoder = encoder
         self.precision = encoder_precision(encoder)
+        self.precision_note = auto_note(self.options["precision"], ENCODER)
 
     def _kept_tokens(self, texts: list[str]) -> tuple[list[np.ndarray], list[bool]]:
         """Per text: which positions of the model's (truncated) token sequence to keep, and whether
