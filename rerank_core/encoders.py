@@ -32,17 +32,7 @@ from typing import TYPE_CHECKING, Any
 from rerank_core.config import Settings
 from rerank_core.errors import BackendUnavailable, ModelNotFound
 from rerank_core.models import ResolvedModel, resolve_model
-from rerank_core.precision import (
-    BF16,
-    ENCODER,
-    FP32,
-    ONNX,
-    ONNX_INT8,
-    OPENVINO,
-    OPENVINO_INT8,
-    check_precision,
-    resolve,
-)
+from rerank_core.precision import BF16, CONVERTED, ENCODER, FP32, check_precision, load_converted, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
@@ -79,24 +69,10 @@ def _load(
     st = _import_sentence_transformers()
     note = ""
     try:
-        if precision in (ONNX, ONNX_INT8):
+        if precision in CONVERTED:
             from rerank_core.config import Settings
-            from rerank_core.precision import load_onnx
 
-            model, note = load_onnx(
-                st.SentenceTransformer,
-                resolved.location,
-                resolved.requested,
-                precision,
-                data_dir if data_dir is not None else Settings().data_dir,
-                is_local=resolved.is_local,
-                load_kwargs={"device": device},
-            )
-        elif precision in (OPENVINO, OPENVINO_INT8):
-            from rerank_core.config import Settings
-            from rerank_core.openvino_path import load_openvino
-
-            model, note = load_openvino(
+            model, note = load_converted(
                 st.SentenceTransformer,
                 resolved.location,
                 resolved.requested,

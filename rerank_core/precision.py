@@ -512,7 +512,41 @@ def load_onnx(
     return model, f"{precision}: {name} {how} ({target})"
 
 
+#: precisions that run a converted copy of the model (ONNX Runtime or OpenVINO) instead of torch
+CONVERTED: tuple[str, ...] = (ONNX, ONNX_INT8, OPENVINO, OPENVINO_INT8)
+
+
+def load_converted(
+    cls: type,
+    location: str,
+    model_id: str,
+    precision: str,
+    data_dir: str | Path,
+    *,
+    is_local: bool,
+    load_kwargs: dict,
+    pairs: bool,
+) -> tuple[Any, str]:
+    """Load ``location`` at a :data:`CONVERTED` precision: :func:`load_onnx`, or OpenVINO's
+    :func:`rerank_core.openvino_path.load_openvino` (``pairs``: calibrate on (query, passage) pairs)."""
+    if precision in (OPENVINO, OPENVINO_INT8):
+        from rerank_core.openvino_path import load_openvino
+
+        return load_openvino(
+            cls,
+            location,
+            model_id,
+            precision,
+            data_dir,
+            is_local=is_local,
+            load_kwargs=load_kwargs,
+            pairs=pairs,
+        )
+    return load_onnx(cls, location, model_id, precision, data_dir, is_local=is_local, load_kwargs=load_kwargs)
+
+
 __all__ = [
+    "CONVERTED",
     "AUTO",
     "BF16",
     "DECODER",
@@ -540,6 +574,7 @@ __all__ = [
     "int8_file_suffix",
     "export_onnx",
     "is_int8_graph",
+    "load_converted",
     "load_onnx",
     "model_revision",
     "own_onnx_file",

@@ -51,16 +51,15 @@ from rerank_core.config import Settings
 from rerank_core.errors import InvalidMethod, MethodFailed
 from rerank_core.models import resolve_model
 from rerank_core.precision import (
+    CONVERTED,
     DECODER,
     ENCODER,
-    ONNX,
-    ONNX_INT8,
     OPENVINO,
     OPENVINO_INT8,
     PRECISIONS,
     autocast,
     check_precision,
-    load_onnx,
+    load_converted,
     resolve,
 )
 from rerank_core.rerankers.base import Reranker
@@ -268,16 +267,14 @@ class CrossEncoderReranker(Reranker):
             "local_files_only": resolved.is_local,
             "trust_remote_code": self.trust_remote_code,
         }
-        if choice.precision in (OPENVINO, OPENVINO_INT8):
-            if self._causal:
+        if choice.precision in CONVERTED:
+            if self._causal and choice.precision in (OPENVINO, OPENVINO_INT8):
                 raise InvalidMethod(
                     f"{self.model} is a causal-LM reranker; precision {choice.precision} runs encoder "
                     "cross-encoders only",
                     hint="choose precision fp32 or bf16 for this model",
                 )
-            from rerank_core.openvino_path import load_openvino
-
-            model, how = load_openvino(
+            model, how = load_converted(
                 CrossEncoder,
                 resolved.location,
                 self.model,
@@ -286,17 +283,6 @@ class CrossEncoderReranker(Reranker):
                 is_local=resolved.is_local,
                 load_kwargs=load_kwargs,
                 pairs=True,
-            )
-            notes.append(how + ".")
-        elif choice.precision in (ONNX, ONNX_INT8):
-            model, how = load_onnx(
-                CrossEncoder,
-                resolved.location,
-                self.model,
-                choice.precision,
-                self.settings.data_dir,
-                is_local=resolved.is_local,
-                load_kwargs=load_kwargs,
             )
             notes.append(how + ".")
         else:
