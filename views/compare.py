@@ -43,7 +43,7 @@ PRECISION_HELP = (
     "fp32: the model as trained. bf16: torch bfloat16 (fast only on CPUs with AMX). onnx / onnx-int8: ONNX "
     "Runtime, int8 weights for speed (exported and quantised once, then cached). openvino / openvino-int8: "
     "OpenVINO, int8 weights and activations calibrated once on the sample corpus (the fastest int8 path on "
-    "CPUs with VNNI; the first load takes a minute). auto: the fastest choice that is safe on this CPU. "
+    "CPUs with VNNI; the first load quantises the model, about 20 s for a MiniLM). auto: the fastest choice that is safe on this CPU. "
     "Agreement with fp32 is measured by scripts/benchmark.py --precision."
 )
 DEFAULT_DEPTH = 50
