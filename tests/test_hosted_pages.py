@@ -246,6 +246,34 @@ def test_the_quota_stops_one_user_with_a_message_and_the_others_go_on(configure,
         server.stop()
 
 
+def test_a_demo_runs_its_configured_models_whatever_the_link_says(configure):
+    """A visitor's link cannot make the shared server load another model or convert one to int8."""
+    configure('[demo]\nenabled = true\nmethods = ["bi-encoder", "flashrank"]\n', access="")
+    link = {
+        "methods": "bi-encoder",
+        keys.model_key("bi-encoder"): "someone/huge-model",
+        keys.precision_key("bi-encoder"): "openvino-int8",
+    }
+    at = _app(**link)
+    at.run()
+    _ok(at)
+    model_box = at.text_input(key=keys.model_key("bi-encoder"))
+    precision_box = at.selectbox(key=keys.precision_key("bi-encoder"))
+    assert model_box.disabled and precision_box.disabled
+    assert "This demo runs the configured models at their configured precision" in _texts(at)
+    result = at.session_state[keys.CMP_LAST]
+    text = repr(result)
+    assert "someone/huge-model" not in text and "openvino-int8" not in text
+    assert "all-MiniLM-L6-v2" in text  # the configured default model ran
+    # the same link on a laptop (no demo) runs what it names
+    configure("", access="")
+    at = _app(**{**link, keys.model_key("bi-encoder"): "", keys.precision_key("bi-encoder"): "bf16"})
+    at.run()
+    _ok(at)
+    assert not at.text_input(key=keys.model_key("bi-encoder")).disabled
+    assert at.session_state[keys.CMP_LAST]["methods"]["bi-encoder"].precision == "bf16"
+
+
 def test_an_anonymous_demo_shows_its_corpora_methods_and_examples_to_a_viewer(configure, tmp_path):
     from rerank_core.types import Document
     from rerank_core.workspace import Workspace

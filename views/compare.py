@@ -218,23 +218,31 @@ with m1:
     )
 with m2:
     with st.popover("Models", icon=":material/tune:", width="stretch"):
+        # a hosted demo runs the models it was configured with, at their configured precision: a visitor's
+        # model id or precision (typed, or in a link) would make the shared server download or convert models
+        locked = settings.demo.enabled
         st.caption(
-            "A hub id, a folder under RERANK_MODELS_DIR, or a local path. Empty = the default. The precision "
-            "is the numeric path a local model runs (each column shows the one it ran)."
+            "This demo runs the configured models at their configured precision; run the playground yourself "
+            "to try others."
+            if locked
+            else "A hub id, a folder under RERANK_MODELS_DIR, or a local path. Empty = the default. The "
+            "precision is the numeric path a local model runs (each column shows the one it ran)."
         )
         models: dict[str, str] = {}
         overrides: dict[str, dict[str, object]] = {}  # this session's options per method (precision, ...)
-        may_run_code = actor.can(Permission.REMOTE_CODE) and not settings.demo.enabled
+        may_run_code = actor.can(Permission.REMOTE_CODE) and not locked
         for name in chosen:
             default = methods.default_model(name, settings)
-            models[name] = st.text_input(
+            typed = st.text_input(
                 f"{methods.title(name)} model",
                 value=default,
                 key=keys.model_key(name),
                 bind="query-params",
                 placeholder="automatic" if not default else default,
                 help=methods.description(name),
+                disabled=locked,
             )
+            models[name] = default if locked else typed
             overrides[name] = {}
             choices, configured = methods.precision_choices(name, settings)
             if choices:
@@ -245,8 +253,9 @@ with m2:
                     key=keys.precision_key(name),
                     bind="query-params",
                     help=PRECISION_HELP,
+                    disabled=locked,
                 )
-                if picked and picked != configured:
+                if picked and picked != configured and not locked:
                     overrides[name]["precision"] = picked
             if methods.takes_instruction(name, models[name] or default, settings):
                 instruction = st.text_input(
@@ -257,8 +266,9 @@ with m2:
                     help="This model reads an instruction in its prompt: say what makes a passage relevant "
                     "for your task (e.g. 'Given a question about aerodynamics, retrieve passages that answer "
                     "it'). Empty = the model's default.",
+                    disabled=locked,
                 )
-                if instruction.strip():
+                if instruction.strip() and not locked:
                     overrides[name]["instruction"] = instruction.strip()
             if may_run_code and methods.takes_remote_code(name):
                 if st.checkbox(
