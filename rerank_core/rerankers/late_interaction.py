@@ -170,18 +170,28 @@ class LateInteractionReranker(Reranker):
         """
         tokenizer = self._encoder.tokenizer
         stripped = [t.strip() for t in texts]  # sentence-transformers strips texts before tokenising
-        full = tokenizer(stripped, add_special_tokens=True, truncation=False, verbose=False)
         cut = tokenizer(
             stripped,
             add_special_tokens=True,
             truncation=True,
             max_length=self._max_length,
             return_special_tokens_mask=True,
+            return_overflowing_tokens=True,  # one pass: a text that overflows was cut
             verbose=False,
         )
-        keep = [np.asarray(mask, dtype=np.int8) == 0 for mask in cut["special_tokens_mask"]]
-        truncated = [len(ids) > self._max_length for ids in full["input_ids"]]
-        return keep, truncated
+        samples = cut.get("overflow_to_sample_mapping")
+        if samples is None:  # a slow tokenizer: no sample mapping, tokenise again without the limit
+            full = tokenizer(stripped, add_special_tokens=True, truncation=False, verbose=False)
+            keep = [np.asarray(mask, dtype=np.int8) == 0 for mask in cut["special_tokens_mask"]]
+            return keep, [len(ids) > self._max_length for ids in full["input_ids"]]
+        kept: list[np.ndarray | None] = [None] * len(texts)
+        truncated = [False] * len(texts)
+        for row, sample in enumerate(samples):
+            if kept[sample] is None:  # the first window of a text is what the model reads
+                kept[sample] = np.asarray(cut["special_tokens_mask"][row], dtype=np.int8) == 0
+            else:
+                truncated[sample] = True
+        return [k if k is not None else np.zeros(0, dtype=bool) for k in kept], truncated
 
     def encode_tokens(self, texts: list[str], *, document: bool = True) -> list[TokenMatrix]:
         """Kept, unit-length token vectors of each text (float16 for documents, float32 for queries)."""
