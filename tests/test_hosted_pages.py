@@ -260,6 +260,8 @@ def test_a_demo_runs_its_configured_models_whatever_the_link_says(configure):
     model_box = at.text_input(key=keys.model_key("bi-encoder"))
     precision_box = at.selectbox(key=keys.precision_key("bi-encoder"))
     assert model_box.disabled and precision_box.disabled
+    # the boxes show what runs, not what the link asked for
+    assert model_box.value == "sentence-transformers/all-MiniLM-L6-v2" and precision_box.value == "fp32"
     assert "This demo runs the configured models at their configured precision" in _texts(at)
     result = at.session_state[keys.CMP_LAST]
     text = repr(result)

@@ -231,16 +231,19 @@ with m2:
         models: dict[str, str] = {}
         overrides: dict[str, dict[str, object]] = {}  # this session's options per method (precision, ...)
         may_run_code = actor.can(Permission.REMOTE_CODE) and not locked
+        linked: dict[str, str] = (
+            {} if locked else {"bind": "query-params"}
+        )  # a demo never reads them from a link
         for name in chosen:
             default = methods.default_model(name, settings)
             typed = st.text_input(
                 f"{methods.title(name)} model",
                 value=default,
                 key=keys.model_key(name),
-                bind="query-params",
                 placeholder="automatic" if not default else default,
                 help=methods.description(name),
                 disabled=locked,
+                **linked,
             )
             models[name] = default if locked else typed
             overrides[name] = {}
@@ -251,9 +254,9 @@ with m2:
                     choices,
                     index=choices.index(configured),
                     key=keys.precision_key(name),
-                    bind="query-params",
                     help=PRECISION_HELP,
                     disabled=locked,
+                    **linked,
                 )
                 if picked and picked != configured and not locked:
                     overrides[name]["precision"] = picked
@@ -261,12 +264,12 @@ with m2:
                 instruction = st.text_input(
                     f"{methods.title(name)} instruction",
                     key=keys.instruction_key(name),
-                    bind="query-params",
                     placeholder="the model's default instruction",
                     help="This model reads an instruction in its prompt: say what makes a passage relevant "
                     "for your task (e.g. 'Given a question about aerodynamics, retrieve passages that answer "
                     "it'). Empty = the model's default.",
                     disabled=locked,
+                    **linked,
                 )
                 if instruction.strip() and not locked:
                     overrides[name]["instruction"] = instruction.strip()
