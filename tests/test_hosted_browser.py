@@ -250,6 +250,9 @@ def test_a_phone_shows_one_order_at_a_time_and_dark_mode_is_readable(plain, brow
     _wait_idle(page)
     page.get_by_label("Query").wait_for()  # the widgets have drawn (not their placeholders)
     page.wait_for_timeout(1000)
+    _wait_idle(page)
+    page.locator(".rp-row").first.wait_for()  # a rerun may still be drawing the orders
+    page.locator(".rp-chip").first.wait_for()
     app_bg, app_fg = page.evaluate(LUMINANCE, ".stApp")
     row_bg, row_fg = page.evaluate(LUMINANCE, ".rp-row")
     chip_bg, chip_fg = page.evaluate(LUMINANCE, ".rp-chip")
