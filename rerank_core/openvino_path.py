@@ -34,10 +34,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from rerank_core.errors import BackendUnavailable
-from rerank_core.precision import OPENVINO, OPENVINO_INT8
+import torch  # imported only by an OpenVINO load, which has loaded a torch model already
 
-OPENVINO_PRECISIONS = (OPENVINO, OPENVINO_INT8)
+from rerank_core.errors import BackendUnavailable
+from rerank_core.precision import OPENVINO_INT8
+
 MODEL_FILE = "openvino_model.xml"
 #: calibration items for static int8: enough to settle activation ranges (1,000 items moved MiniLM's
 #: nDCG@10 on Cranfield by 0.001, within noise), few enough that quantising takes seconds
@@ -161,13 +162,7 @@ def is_int8_model(path: str | Path) -> bool:
 
 
 # -- running ------------------------------------------------------------------------------------------
-def _torch_module_base() -> type:
-    import torch
-
-    return torch.nn.Module
-
-
-class OpenVINONetwork(_torch_module_base()):  # type: ignore[misc]
+class OpenVINONetwork(torch.nn.Module):
     """Stands in for the Hugging Face network inside a sentence-transformers model.
 
     Called with the tokenizer's tensors, it returns every output of the compiled graph by name
@@ -176,8 +171,6 @@ class OpenVINONetwork(_torch_module_base()):  # type: ignore[misc]
     """
 
     def __init__(self, compiled: Any, config: Any, source: str) -> None:
-        import torch
-
         super().__init__()
         self.compiled = compiled
         self.config = config
@@ -195,8 +188,6 @@ class OpenVINONetwork(_torch_module_base()):  # type: ignore[misc]
         token_type_ids: Any = None,
         **_: Any,
     ) -> dict[str, Any]:
-        import torch
-
         given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         feed = {}
         for name in self.input_names:
@@ -217,7 +208,6 @@ class OpenVINONetwork(_torch_module_base()):  # type: ignore[misc]
 def compile_model(path: Path) -> Any:
     """The model at ``path`` compiled for this CPU: fp32 arithmetic outside int8 parts, latency mode."""
     import openvino as ov
-    import torch
 
     config = {
         "INFERENCE_PRECISION_HINT": "f32",
@@ -314,9 +304,6 @@ def load_openvino(
 
 __all__ = [
     "CALIBRATION_SIZE",
-    "OPENVINO",
-    "OPENVINO_INT8",
-    "OPENVINO_PRECISIONS",
     "OpenVINONetwork",
     "calibration_inputs",
     "compile_model",
